@@ -1,0 +1,101 @@
+// vm.h — the toy bytecode VM: a stack machine over int64 and immutable byte
+// strings whose threads share one gil::Gil, with CPython 3.11's check points.
+//
+// A Program is assembled once from .gasm text (assembler.h) and shared,
+// read-only, by any number of Vm objects, one per thread. A Vm runs with the
+// lock held by its thread: Call() expects the caller to hold it and returns
+// holding it. The eval breaker is read at check points only (backward jumps,
+// calls, returns); when it is set the VM yields the lock there. Natives that
+// block (sleep_us) release the lock around the wait; spin_holding_us does not.
+//
+//   auto program = LoadProgram("echo");             // shipped name or a .gasm path
+//   Vm vm(program, *gil, *me);                      // me: this thread's gil::ThreadState
+//   gil->Acquire(*me);
+//   Value reply = vm.Call("handle", {Value::Bytes(request), Value::Int(work_units)});
+//   gil->Release(*me);
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "gil/gil.h"
+
+namespace gillab::interp {
+
+// An int64 or an immutable byte string (cheap to copy: the bytes are shared).
+class Value {
+ public:
+  Value() : v_(int64_t{0}) {}
+  static Value Int(int64_t i) { return Value(i); }
+  static Value Bytes(std::string b) { return Value(std::make_shared<const std::string>(std::move(b))); }
+
+  bool is_int() const { return std::holds_alternative<int64_t>(v_); }
+  bool is_bytes() const { return !is_int(); }
+  int64_t as_int() const { return std::get<int64_t>(v_); }               // throws if bytes
+  const std::string& as_bytes() const { return *std::get<1>(v_); }        // throws if int
+  // Ints in decimal, bytes as they are: what `gillab vm` prints.
+  std::string ToString() const { return is_int() ? std::to_string(as_int()) : as_bytes(); }
+  bool operator==(const Value& o) const {
+    return is_int() == o.is_int() && (is_int() ? as_int() == o.as_int() : as_bytes() == o.as_bytes());
+  }
+
+ private:
+  explicit Value(int64_t i) : v_(i) {}
+  explicit Value(std::shared_ptr<const std::string> b) : v_(std::move(b)) {}
+  std::variant<int64_t, std::shared_ptr<const std::string>> v_;
+};
+
+struct Program;  // assembled code; see assembler.h
+
+// A runtime error in a program (type error, stack overflow, division by zero,
+// unknown function): the message names the function and instruction.
+struct VmError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct VmOptions {
+  // Compile-time-like switch for the benchmark: when false the check points do
+  // not read the eval breaker (the VM then never yields on request).
+  bool eval_breaker = true;
+  size_t max_stack = 1 << 16;      // values
+  size_t max_call_depth = 1 << 10; // frames
+};
+
+class Vm {
+ public:
+  Vm(std::shared_ptr<const Program> program, gil::Gil& gil, gil::ThreadState& me, VmOptions options = {});
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // Runs `function` with `args`; the calling thread must hold the lock and
+  // holds it again on return. Throws VmError.
+  Value Call(std::string_view function, const std::vector<Value>& args);
+  // Thread-safe: from now on the native should_stop returns 1 (cpu_spin's loop test).
+  void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
+  bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
+
+  gil::Gil& gil() { return gil_; }
+  gil::ThreadState& thread() { return me_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  gil::Gil& gil_;
+  gil::ThreadState& me_;
+  std::atomic<bool> stop_{false};
+};
+
+// Loads a program: a path to a .gasm file, or the name of a shipped program
+// (cpu_spin, echo, primes). Throws UsageError naming FILE:LINE:COL on errors.
+std::shared_ptr<const Program> LoadProgram(const std::string& path_or_name);
+// Where the shipped programs live (set at build time, overridable with GILLAB_PROGRAMS).
+std::string ProgramsDir();
+
+}  // namespace gillab::interp

@@ -1,0 +1,83 @@
+// engine.h — what a server calls for everything that touches the interpreter.
+//
+// Three implementations share this interface (design §1): `native` (handler in
+// C++, no lock), `toy` (handler and CPU threads on the toy VM under a gil
+// policy) and `cpython` (embedded CPython 3.11 under its real GIL). Servers are
+// written once against it and hold the lock exactly as a Python server holds
+// the GIL: an I/O thread holds it except inside each blocking call.
+//
+//   auto engine = MakeEngine(options);              // throws UsageError on bad options
+//   engine->StartCpuThreads();
+//   auto io = engine->AttachIo("io");               // in the I/O thread; takes the lock
+//   { BlockingSection b(*io); n = recv(...); }      // lock released around the call
+//   std::string reply = io->Handle(request);         // lock held
+//   io.reset();                                      // releases the lock, detaches
+//   engine->StopCpuThreads();
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "gil/gil.h"
+#include "gil/thread_priority.h"
+
+namespace gillab::servers {
+
+struct EngineOptions {
+  std::string engine = "toy";          // native | toy | cpython
+  std::string policy = "newgil";       // gil policy (toy); cpython accepts only newgil
+  gil::GilOptions gil;                 // switch interval, check interval, forced switching
+  int cpu_threads = 0;
+  std::string handler = "echo";        // echo | primes | FILE.gasm (toy) / FILE.py (cpython)
+  int64_t work_units = 0;              // loop iterations the echo handler does per request
+  std::map<gil::Role, int> lock_priority;              // e.g. io=1, cpu=0
+  std::map<gil::Role, gil::OsPriority> os_priority;    // e.g. cpu=nice:10
+};
+
+// One I/O thread's handle: created in that thread, holding the lock from
+// creation to destruction except inside blocking sections.
+class IoThread {
+ public:
+  virtual ~IoThread() = default;
+  // Lock held on entry and on return. Throws std::runtime_error when the
+  // handler fails; the server answers that client with an error and goes on.
+  virtual std::string Handle(std::string_view request) = 0;
+  virtual void BeginBlocking() = 0;  // release the lock before a blocking call
+  virtual void EndBlocking() = 0;    // re-acquire it after the call
+  virtual uint64_t blocking_sections() const = 0;  // lock releases so far (for tests)
+};
+
+// RAII: the lock is released for the lifetime of the section.
+class BlockingSection {
+ public:
+  explicit BlockingSection(IoThread& io) : io_(io) { io_.BeginBlocking(); }
+  ~BlockingSection() { io_.EndBlocking(); }
+  BlockingSection(const BlockingSection&) = delete;
+  BlockingSection& operator=(const BlockingSection&) = delete;
+
+ private:
+  IoThread& io_;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string_view name() const = 0;
+  // Call from the thread that will do I/O; returns holding the lock.
+  virtual std::unique_ptr<IoThread> AttachIo(std::string thread_name) = 0;
+  virtual void StartCpuThreads() = 0;
+  virtual void StopCpuThreads() = 0;   // joins them; idempotent
+  // Per-thread lock stats, OS priorities requested/applied, CPU iterations/s:
+  // {"engine","policy","threads":[{"role","name","acquisitions","wait_ns",
+  //  "hold_ns","forced_drops",...}], "cpu_iterations_per_s", ...}. Call after StopCpuThreads.
+  virtual nlohmann::json Stats() const = 0;
+};
+
+std::unique_ptr<Engine> MakeEngine(const EngineOptions& options);
+
+}  // namespace gillab::servers

@@ -1,0 +1,47 @@
+// server.h — the five request/reply servers behind one interface (design §4).
+//
+// A server differs from another only in transport and concurrency model; all
+// of them call one Engine per request and hold its lock except inside each
+// blocking call. Bad input from one client (oversized frame, garbage, reset)
+// costs that client its connection, with one line on stderr, never the server.
+//
+//   auto server = MakeServer({.kind = "blocking", .endpoint = "tcp://127.0.0.1:0"}, *engine);
+//   server->Bind();                         // endpoint() now has the port resolved
+//   std::thread t([&] { server->Run(); });  // serves until Stop()
+//   server->Stop(); t.join();
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "servers/engine.h"
+
+namespace gillab::servers {
+
+constexpr uint64_t kDefaultMaxMessageBytes = uint64_t{16} << 20;
+
+struct ServerOptions {
+  std::string kind = "blocking";  // zmq | multiprocessing | blocking | nonblocking | threaded
+  std::string endpoint = "tcp://127.0.0.1:0";  // or ipc://NAME
+  uint64_t max_message_bytes = kDefaultMaxMessageBytes;
+};
+
+class Server {
+ public:
+  virtual ~Server() = default;
+  // Binds or creates the transport; throws UsageError for a bad endpoint.
+  virtual void Bind() = 0;
+  // The endpoint with the port resolved, as printed in `listening ENDPOINT`.
+  virtual std::string endpoint() const = 0;
+  // Serves until Stop(); returns after every I/O thread has detached from the engine.
+  virtual void Run() = 0;
+  // Thread-safe, idempotent: makes Run() return soon.
+  virtual void Stop() = 0;
+};
+
+const std::vector<std::string>& ServerKinds();
+std::unique_ptr<Server> MakeServer(const ServerOptions& options, Engine& engine);
+
+}  // namespace gillab::servers
