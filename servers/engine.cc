@@ -1,0 +1,24 @@
+// engine.cc — MakeEngine: the engine named by options.engine.
+#include "servers/engine.h"
+
+#include <fmt/format.h>
+
+#include "gil/error.h"
+#include "servers/native_engine.h"
+#include "servers/toy_engine.h"
+
+namespace gillab::servers {
+
+std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
+  if (options.cpu_threads < 0) {
+    throw UsageError(fmt::format("--cpu-threads must be >= 0, got {}", options.cpu_threads));
+  }
+  if (options.work_units < 0) {
+    throw UsageError(fmt::format("--work-units must be >= 0, got {}", options.work_units));
+  }
+  if (options.engine == "native") return std::make_unique<NativeEngine>(options);
+  if (options.engine == "toy") return std::make_unique<ToyEngine>(options);
+  throw UsageError(fmt::format("unknown engine '{}' (expected native, toy or cpython)", options.engine));
+}
+
+}  // namespace gillab::servers

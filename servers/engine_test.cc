@@ -1,0 +1,276 @@
+// engine_test.cc — the native and toy engines behind servers/engine.h.
+#include "servers/engine.h"
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "gil/error.h"
+#include "servers/native_engine.h"
+#include "servers/toy_engine.h"
+
+namespace gillab::servers {
+namespace {
+
+using namespace std::chrono_literals;
+
+EngineOptions Options(std::string engine, std::string handler = "echo") {
+  EngineOptions o;
+  o.engine = std::move(engine);
+  o.handler = std::move(handler);
+  o.policy = "newgil";
+  o.gil.switch_interval_us = 1000;
+  return o;
+}
+
+const nlohmann::json* FindThread(const nlohmann::json& stats, const std::string& name) {
+  for (const auto& t : stats.at("threads")) {
+    if (t.at("name") == name) return &t;
+  }
+  return nullptr;
+}
+
+// Polls `done` for up to `limit`; true when it became true.
+template <typename F>
+bool WaitFor(F done, std::chrono::milliseconds limit = 5000ms) {
+  for (auto deadline = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < deadline;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return done();
+}
+
+class EngineKinds : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EngineKinds, EchoesTheRequest) {
+  EngineOptions o = Options(GetParam());
+  o.work_units = 1000;
+  auto engine = MakeEngine(o);
+  auto io = engine->AttachIo("io");
+  EXPECT_EQ(io->Handle("hello"), "hello");
+  EXPECT_EQ(io->Handle(""), "");
+  std::string binary("\0\x01\xff zero", 8);
+  EXPECT_EQ(io->Handle(binary), binary);
+}
+
+TEST_P(EngineKinds, CountsPrimesUpTo10000) {
+  auto engine = MakeEngine(Options(GetParam(), "primes"));
+  auto io = engine->AttachIo("io");
+  EXPECT_EQ(io->Handle("10000"), "1229");
+  EXPECT_EQ(io->Handle("10"), "4");
+  EXPECT_EQ(io->Handle("1"), "0");
+}
+
+TEST_P(EngineKinds, CountsBlockingSections) {
+  auto engine = MakeEngine(Options(GetParam()));
+  auto io = engine->AttachIo("io");
+  EXPECT_EQ(io->blocking_sections(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    BlockingSection b(*io);
+  }
+  EXPECT_EQ(io->blocking_sections(), 3u);
+  io.reset();
+  const nlohmann::json stats = engine->Stats();
+  const nlohmann::json* t = FindThread(stats, "io");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->at("blocking_sections"), 3);
+}
+
+TEST_P(EngineKinds, CpuThreadsStartStopAndReportIterations) {
+  EngineOptions o = Options(GetParam());
+  o.cpu_threads = 2;
+  auto engine = MakeEngine(o);
+  engine->StartCpuThreads();
+  std::this_thread::sleep_for(50ms);
+  engine->StopCpuThreads();
+  engine->StopCpuThreads();  // idempotent
+  const nlohmann::json stats = engine->Stats();
+  EXPECT_EQ(stats.at("cpu_threads"), 2);
+  EXPECT_GT(stats.at("cpu_iterations_per_s").get<double>(), 0.0);
+  int cpu = 0;
+  for (const auto& t : stats.at("threads")) {
+    if (t.at("role") != "cpu") continue;
+    ++cpu;
+    EXPECT_GT(t.at("iterations").get<uint64_t>(), 0u) << t.dump();
+    EXPECT_GT(t.at("tid").get<int>(), 0);
+  }
+  EXPECT_EQ(cpu, 2);
+}
+
+TEST_P(EngineKinds, StatsHaveTheDesignKeys) {
+  EngineOptions o = Options(GetParam());
+  o.cpu_threads = 1;
+  auto engine = MakeEngine(o);
+  engine->StartCpuThreads();
+  {
+    auto io = engine->AttachIo("io");
+    BlockingSection b(*io);
+    std::this_thread::sleep_for(10ms);
+  }
+  engine->StopCpuThreads();
+  const nlohmann::json stats = engine->Stats();
+  for (const char* key : {"engine", "policy", "switch_interval_us", "cpu_threads", "cpu_iterations_per_s",
+                          "threads", "lock"}) {
+    EXPECT_TRUE(stats.contains(key)) << key << " missing from " << stats.dump();
+  }
+  EXPECT_EQ(stats.at("engine"), GetParam());
+  ASSERT_EQ(stats.at("threads").size(), 2u) << stats.dump();
+  for (const auto& t : stats.at("threads")) {
+    for (const char* key : {"role", "name", "tid", "lock_priority", "acquisitions", "wait_ns", "wait_p50_ns",
+                            "wait_p99_ns", "wait_max_ns", "hold_ns", "voluntary_releases", "forced_drops",
+                            "handoffs", "yield_requests"}) {
+      EXPECT_TRUE(t.contains(key)) << key << " missing from " << t.dump();
+    }
+    EXPECT_FALSE(t.contains("os_priority")) << "reported although none was requested: " << t.dump();
+  }
+}
+
+TEST_P(EngineKinds, RecordsLockAndOsPriorities) {
+  EngineOptions o = Options(GetParam());
+  o.policy = "priority";
+  o.cpu_threads = 1;
+  o.lock_priority = {{gil::Role::kIo, 3}, {gil::Role::kCpu, 1}};
+  // Raising one's own nice value is always permitted, so this must be applied.
+  o.os_priority = {{gil::Role::kCpu, gil::ParseOsPriority("nice:5")}};
+  auto engine = MakeEngine(o);
+  engine->StartCpuThreads();
+  {
+    auto io = engine->AttachIo("io");
+    BlockingSection b(*io);
+    std::this_thread::sleep_for(10ms);
+  }
+  engine->StopCpuThreads();
+  const nlohmann::json stats = engine->Stats();
+  const nlohmann::json* io = FindThread(stats, "io");
+  const nlohmann::json* cpu = FindThread(stats, "cpu-0");
+  ASSERT_NE(io, nullptr);
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_EQ(io->at("lock_priority"), 3);
+  EXPECT_EQ(cpu->at("lock_priority"), 1);
+  EXPECT_FALSE(io->contains("os_priority"));
+  ASSERT_TRUE(cpu->contains("os_priority")) << cpu->dump();
+  EXPECT_EQ(cpu->at("os_priority").at("requested"), "nice:5");
+  EXPECT_EQ(cpu->at("os_priority").at("applied"), true) << cpu->dump();
+}
+
+TEST_P(EngineKinds, ReportsIoThreadsThatDetached) {
+  auto engine = MakeEngine(Options(GetParam()));
+  for (int i = 0; i < 3; ++i) {
+    std::thread([&engine, i] {
+      auto io = engine->AttachIo("conn-" + std::to_string(i));
+      io->Handle("x");
+    }).join();
+  }
+  const nlohmann::json stats = engine->Stats();
+  std::set<std::string> names;
+  for (const auto& t : stats.at("threads")) names.insert(t.at("name"));
+  EXPECT_EQ(names, (std::set<std::string>{"conn-0", "conn-1", "conn-2"}));
+}
+
+TEST_P(EngineKinds, RejectsAnUnknownHandler) {
+  EXPECT_THROW(MakeEngine(Options(GetParam(), "/nonexistent/handler.gasm")), UsageError);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, EngineKinds, ::testing::Values("native", "toy"));
+
+TEST(MakeEngine, RejectsUnknownEngineAndBadCounts) {
+  EXPECT_THROW(MakeEngine(Options("perl")), UsageError);
+  EngineOptions o = Options("native");
+  o.cpu_threads = -1;
+  EXPECT_THROW(MakeEngine(o), UsageError);
+}
+
+TEST(NativeEngine, PrimesRejectsANonNumber) {
+  auto engine = MakeEngine(Options("native", "primes"));
+  auto io = engine->AttachIo("io");
+  EXPECT_THROW(io->Handle("12a"), std::runtime_error);
+  EXPECT_EQ(io->Handle("100"), "25");  // the engine goes on
+}
+
+TEST(NativeEngine, CountPrimesAgreesWithKnownValues) {
+  EXPECT_EQ(CountPrimesUpTo(0), 0);
+  EXPECT_EQ(CountPrimesUpTo(2), 1);
+  EXPECT_EQ(CountPrimesUpTo(100), 25);
+  EXPECT_EQ(CountPrimesUpTo(100000), 9592);
+}
+
+TEST(ToyEngine, RejectsAnUnknownPolicy) {
+  EngineOptions o = Options("toy");
+  o.policy = "spinlock";
+  EXPECT_THROW(MakeEngine(o), UsageError);
+}
+
+// A probe thread on the same lock gets it only while the I/O thread is inside a
+// BlockingSection: the I/O thread holds the lock at every other moment.
+TEST(ToyEngine, IoThreadHoldsTheLockExceptInsideBlockingSections) {
+  for (const char* policy : {"newgil", "ticket", "mutex", "priority"}) {
+    SCOPED_TRACE(policy);
+    EngineOptions o = Options("toy");
+    o.policy = policy;
+    ToyEngine engine(o);
+    auto io = engine.AttachIo("io");
+    EXPECT_EQ(io->Handle("a"), "a");
+
+    std::atomic<int> probe_acquired{0};
+    std::atomic<bool> probe_done{false};
+    std::thread probe([&] {
+      auto me = engine.gil().Attach(gil::Role::kOther, "probe");
+      engine.gil().Acquire(*me);
+      probe_acquired.store(1);
+      engine.gil().Release(*me);
+      probe_done.store(true);
+    });
+    // Holding: the probe must not get in, even across Handle calls and time
+    // well past the switch interval.
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(io->Handle("b"), "b");
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(probe_acquired.load(), 0) << "the probe got the lock while the io thread held it";
+    {
+      BlockingSection b(*io);
+      EXPECT_TRUE(WaitFor([&] { return probe_done.load(); })) << "the probe never got the released lock";
+    }
+    probe.join();
+    EXPECT_EQ(probe_acquired.load(), 1);
+    EXPECT_EQ(io->Handle("c"), "c");  // held again after the section
+    EXPECT_EQ(io->blocking_sections(), 1u);
+    io.reset();
+    const nlohmann::json stats = engine.Stats();
+    const nlohmann::json* t = FindThread(stats, "io");
+    ASSERT_NE(t, nullptr);
+    // The lock was released once per blocking section and at detach, never by a drop.
+    EXPECT_EQ(t->at("voluntary_releases"), 2) << t->dump();
+    EXPECT_EQ(t->at("forced_drops"), 0) << t->dump();
+  }
+}
+
+// CPU threads run while the I/O thread blocks, and StopCpuThreads from a thread
+// that holds the lock does not deadlock (it lets go while joining).
+TEST(ToyEngine, StopCpuThreadsFromTheHoldingIoThread) {
+  EngineOptions o = Options("toy");
+  o.cpu_threads = 1;
+  ToyEngine engine(o);
+  engine.StartCpuThreads();
+  auto io = engine.AttachIo("io");
+  {
+    BlockingSection b(*io);
+    std::this_thread::sleep_for(30ms);
+  }
+  engine.StopCpuThreads();
+  EXPECT_EQ(io->Handle("still"), "still");
+  io.reset();
+  const nlohmann::json stats = engine.Stats();
+  const nlohmann::json* cpu = FindThread(stats, "cpu-0");
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_GT(cpu->at("iterations").get<uint64_t>(), 0u);
+  EXPECT_GT(stats.at("lock").at("switches").get<uint64_t>(), 0u);
+}
+
+}  // namespace
+}  // namespace gillab::servers

@@ -1,0 +1,69 @@
+// toy_engine.h — handler and CPU threads on the toy VM under one gil policy.
+//
+// One gil::Gil (MakeGil(options.policy, options.gil)) is shared by every
+// thread of the engine. An I/O thread attaches with role io, runs the handler
+// program on its own Vm and holds the lock from AttachIo until its IoThread
+// is destroyed, except inside BlockingSections (Release before the blocking
+// call, Acquire after): the way CPython's socket module wraps recv/send in
+// Py_BEGIN_ALLOW_THREADS. CPU threads attach with role cpu and run cpu_spin's
+// main() until StopCpuThreads, yielding at the VM's check points when a waiter
+// asks. Every gil::ThreadState lives as long as the engine: the next holder
+// counts hand-offs into the previous holder's record, and Stats() reports
+// threads that detached long ago.
+//
+//   ToyEngine engine({.policy = "newgil", .cpu_threads = 1});
+//   engine.StartCpuThreads();
+//   auto io = engine.AttachIo("io");                 // holds the lock
+//   { BlockingSection b(*io); wait_for_request(); }  // released
+//   io->Handle(request);
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "servers/cpu_thread_group.h"
+#include "servers/engine.h"
+#include "servers/engine_stats.h"
+
+namespace gillab::interp {
+struct Program;
+}
+
+namespace gillab::servers {
+
+class ToyEngine final : public Engine {
+ public:
+  // Throws UsageError for an unknown policy or an unreadable handler program.
+  explicit ToyEngine(EngineOptions options);
+  ~ToyEngine() override;
+
+  std::string_view name() const override { return "toy"; }
+  std::unique_ptr<IoThread> AttachIo(std::string thread_name) override;
+  void StartCpuThreads() override;
+  // Joins the CPU threads. If the calling thread is an attached I/O thread
+  // holding the lock, it releases it while joining (the CPU threads need it to finish).
+  void StopCpuThreads() override;
+  nlohmann::json Stats() const override;
+
+  gil::Gil& gil() { return *gil_; }
+
+ private:
+  class Io;
+  struct Entry;
+
+  std::shared_ptr<Entry> NewEntry(gil::Role role, std::string thread_name);
+  int LockPriorityOf(gil::Role role) const;
+
+  EngineOptions options_;
+  std::unique_ptr<gil::Gil> gil_;  // declared first: outlives every ThreadState below
+  std::shared_ptr<const interp::Program> handler_;
+  std::shared_ptr<const interp::Program> cpu_spin_;
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<Entry>> entries_;  // every thread ever attached, in attach order
+  CpuThreadGroup cpu_;
+};
+
+}  // namespace gillab::servers
