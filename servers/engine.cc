@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "gil/error.h"
+#include "servers/cpython_engine.h"
 #include "servers/native_engine.h"
 #include "servers/toy_engine.h"
 
@@ -18,6 +19,7 @@ std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
   }
   if (options.engine == "native") return std::make_unique<NativeEngine>(options);
   if (options.engine == "toy") return std::make_unique<ToyEngine>(options);
+  if (options.engine == "cpython") return std::make_unique<CpythonEngine>(options);
   throw UsageError(fmt::format("unknown engine '{}' (expected native, toy or cpython)", options.engine));
 }
 

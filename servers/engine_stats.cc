@@ -9,6 +9,16 @@ void PutIf(nlohmann::json& j, const char* key, const std::optional<T>& value) {
   if (value) j[key] = *value;
 }
 
+// Lock figures are always present: null when the engine cannot measure them.
+template <typename T>
+void PutOrNull(nlohmann::json& j, const char* key, const std::optional<T>& value) {
+  if (value) {
+    j[key] = *value;
+  } else {
+    j[key] = nullptr;
+  }
+}
+
 }  // namespace
 
 LockFigures FiguresOf(const gil::ThreadState& state) {
@@ -72,16 +82,16 @@ nlohmann::json ThreadJson(const ThreadRecord& r) {
   }
   if (r.os_priority) j["os_priority"] = OsPriorityJson(*r.os_priority);
   const LockFigures& f = r.lock;
-  PutIf(j, "acquisitions", f.acquisitions);
-  PutIf(j, "wait_ns", f.wait_ns);
-  PutIf(j, "wait_p50_ns", f.wait_p50_ns);
-  PutIf(j, "wait_p99_ns", f.wait_p99_ns);
-  PutIf(j, "wait_max_ns", f.wait_max_ns);
-  PutIf(j, "hold_ns", f.hold_ns);
-  PutIf(j, "voluntary_releases", f.voluntary_releases);
-  PutIf(j, "forced_drops", f.forced_drops);
-  PutIf(j, "handoffs", f.handoffs);
-  PutIf(j, "yield_requests", f.yield_requests);
+  PutOrNull(j, "acquisitions", f.acquisitions);
+  PutOrNull(j, "wait_ns", f.wait_ns);
+  PutOrNull(j, "wait_p50_ns", f.wait_p50_ns);
+  PutOrNull(j, "wait_p99_ns", f.wait_p99_ns);
+  PutOrNull(j, "wait_max_ns", f.wait_max_ns);
+  PutOrNull(j, "hold_ns", f.hold_ns);
+  PutOrNull(j, "voluntary_releases", f.voluntary_releases);
+  PutOrNull(j, "forced_drops", f.forced_drops);
+  PutOrNull(j, "handoffs", f.handoffs);
+  PutOrNull(j, "yield_requests", f.yield_requests);
   PutIf(j, "blocking_sections", r.blocking_sections);
   PutIf(j, "iterations", r.iterations);
   PutIf(j, "elapsed_ns", r.elapsed_ns);

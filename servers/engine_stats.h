@@ -5,8 +5,9 @@
 // Each engine keeps one ThreadRecord per thread that ever attached (I/O
 // threads that detached long ago included: a threaded server's per-connection
 // threads are gone by the time `gillab serve` prints its stats). A figure an
-// engine cannot measure is left empty and the key is omitted from the JSON,
-// never reported as 0 (CPython exposes no per-thread hold time, for instance).
+// engine cannot measure is left empty and reported as null (lock figures, so
+// that every thread object has the same keys) or omitted (the rest), never as
+// 0: CPython exposes no per-thread hold time, for instance.
 //
 //   std::vector<ThreadRecord> threads = ...;            // snapshot under the engine's mutex
 //   nlohmann::json j = StatsJson({.engine = "toy", .policy = "newgil"}, threads, LockJson(gil->lock_stats()));
@@ -28,7 +29,7 @@
 namespace gillab::servers {
 
 // Lock figures of one thread. Every field is optional: absent means "this
-// engine cannot measure it", which the JSON shows by omitting the key.
+// engine cannot measure it", which the JSON shows as null.
 struct LockFigures {
   std::optional<uint64_t> acquisitions;
   std::optional<uint64_t> wait_ns;
