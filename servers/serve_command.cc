@@ -1,0 +1,201 @@
+// serve_command.cc — `gillab serve`: one engine, one server, until a signal.
+//
+// Order of events, which tests and the experiment runner rely on (design §5):
+//   1. SIGINT and SIGTERM are blocked before any thread exists, so every
+//      thread inherits the mask and only the sigwait thread ever sees them.
+//   2. MakeEngine, MakeServer, Bind, StartCpuThreads; then exactly one line
+//      "listening ENDPOINT" (port resolved) on stdout, flushed.
+//   3. Run() on this thread until the sigwait thread calls Stop().
+//   4. StopCpuThreads, then one JSON object on stdout: the engine's Stats()
+//      plus "server", "endpoint", "requests" (requests answered).
+// Bad flags or values throw UsageError or CLI11's ParseError (exit 2).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "gil/error.h"
+#include "gil/gil.h"
+#include "gil/thread_priority.h"
+#include "servers/commands.h"
+#include "servers/engine.h"
+#include "servers/server.h"
+
+namespace gillab::servers {
+namespace {
+
+struct ServeFlags {
+  std::string server;
+  EngineOptions engine;
+  std::string lock_priority;
+  std::string os_priority;
+  std::string endpoint;
+  uint64_t max_message_bytes = kDefaultMaxMessageBytes;
+};
+
+// Counts the requests the server answered, whatever the server kind, by
+// sitting between the server and the engine.
+class CountingEngine final : public Engine {
+ public:
+  explicit CountingEngine(Engine& inner) : inner_(inner) {}
+
+  std::string_view name() const override { return inner_.name(); }
+  std::unique_ptr<IoThread> AttachIo(std::string thread_name) override {
+    return std::make_unique<CountingIo>(inner_.AttachIo(std::move(thread_name)), requests_);
+  }
+  void StartCpuThreads() override { inner_.StartCpuThreads(); }
+  void StopCpuThreads() override { inner_.StopCpuThreads(); }
+  nlohmann::json Stats() const override { return inner_.Stats(); }
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+
+ private:
+  class CountingIo final : public IoThread {
+   public:
+    CountingIo(std::unique_ptr<IoThread> inner, std::atomic<uint64_t>& requests)
+        : inner_(std::move(inner)), requests_(requests) {}
+    std::string Handle(std::string_view request) override {
+      std::string reply = inner_->Handle(request);
+      requests_.fetch_add(1, std::memory_order_relaxed);
+      return reply;
+    }
+    void BeginBlocking() override { inner_->BeginBlocking(); }
+    void EndBlocking() override { inner_->EndBlocking(); }
+    uint64_t blocking_sections() const override { return inner_->blocking_sections(); }
+
+   private:
+    std::unique_ptr<IoThread> inner_;
+    std::atomic<uint64_t>& requests_;
+  };
+
+  Engine& inner_;
+  std::atomic<uint64_t> requests_{0};
+};
+
+std::string DefaultEndpoint(const std::string& server) {
+  if (server == "multiprocessing") return fmt::format("ipc://gillab-{}", ::getpid());
+  return "tcp://127.0.0.1:0";
+}
+
+void CheckHandler(const std::string& handler) {
+  if (handler == "echo" || handler == "primes") return;
+  std::ifstream file(handler);
+  if (!file) throw UsageError(fmt::format("cannot read handler file '{}'", handler));
+}
+
+// Waits for SIGINT/SIGTERM (blocked everywhere else) and stops the server.
+// Dismiss() ends it when Run returned for another reason.
+class SignalWaiter {
+ public:
+  SignalWaiter(const sigset_t& signals, Server& server) : signals_(signals) {
+    thread_ = std::thread([this, &server] {
+      int signal = 0;
+      sigwait(&signals_, &signal);
+      if (!dismissed_.load(std::memory_order_acquire)) server.Stop();
+    });
+  }
+  ~SignalWaiter() {
+    dismissed_.store(true, std::memory_order_release);
+    // Wakes the sigwait if no signal came; harmless if the thread already
+    // returned (it is not joined yet, so the handle is still valid).
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+
+ private:
+  sigset_t signals_;
+  std::atomic<bool> dismissed_{false};
+  std::thread thread_;
+};
+
+void Serve(ServeFlags flags) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (!flags.lock_priority.empty()) {
+    flags.engine.lock_priority = gil::ParseLockPriorities(flags.lock_priority);
+  }
+  if (!flags.os_priority.empty()) flags.engine.os_priority = gil::ParseOsPriorities(flags.os_priority);
+  CheckHandler(flags.engine.handler);
+  if (flags.endpoint.empty()) flags.endpoint = DefaultEndpoint(flags.server);
+
+  std::unique_ptr<Engine> engine = MakeEngine(flags.engine);
+  CountingEngine counting(*engine);
+  std::unique_ptr<Server> server = MakeServer(
+      {.kind = flags.server, .endpoint = flags.endpoint, .max_message_bytes = flags.max_message_bytes},
+      counting);
+  server->Bind();
+  {
+    SignalWaiter waiter(signals, *server);
+    counting.StartCpuThreads();
+    fmt::print("listening {}\n", server->endpoint());
+    std::fflush(stdout);
+    try {
+      server->Run();
+    } catch (...) {
+      counting.StopCpuThreads();
+      throw;
+    }
+  }
+  counting.StopCpuThreads();
+  nlohmann::json stats = counting.Stats();
+  if (!stats.is_object()) stats = nlohmann::json{{"engine_stats", stats}};
+  stats["server"] = flags.server;
+  stats["endpoint"] = server->endpoint();
+  stats["requests"] = counting.requests();
+  stats["max_message_bytes"] = flags.max_message_bytes;
+  fmt::print("{}\n", stats.dump());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run one request/reply server until SIGINT/SIGTERM");
+  cmd->add_option("--server", flags->server, "Server kind")->required()->check(CLI::IsMember(ServerKinds()));
+  cmd->add_option("--engine", flags->engine.engine, "Engine running the handler")
+      ->required()
+      ->check(CLI::IsMember({"native", "toy", "cpython"}));
+  cmd->add_option("--policy", flags->engine.policy, "Lock policy (toy engine)")
+      ->check(CLI::IsMember(gil::PolicyNames()))
+      ->capture_default_str();
+  cmd->add_option("--switch-interval-us", flags->engine.gil.switch_interval_us,
+                  "Waiter timeout before asking the holder to drop")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--check-interval", flags->engine.gil.check_interval,
+                  "Instructions between forced releases (mutex policy)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--cpu-threads", flags->engine.cpu_threads, "CPU-bound threads competing for the lock")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  cmd->add_option("--handler", flags->engine.handler, "echo, primes, or a program file")
+      ->capture_default_str();
+  cmd->add_option("--work-units", flags->engine.work_units, "Loop iterations per echo request")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--lock-priority", flags->lock_priority, "Lock priority per role, e.g. io=1,cpu=0");
+  cmd->add_option("--os-priority", flags->os_priority, "OS priority per role, e.g. cpu=nice:10");
+  cmd->add_option("--endpoint", flags->endpoint,
+                  "tcp://HOST:PORT (port 0: any free port) or ipc://NAME "
+                  "(default tcp://127.0.0.1:0; multiprocessing: ipc://gillab-PID)");
+  cmd->add_option("--max-message-bytes", flags->max_message_bytes, "Largest request accepted")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{0xffffffff}))
+      ->capture_default_str();
+  cmd->callback([flags] { Serve(*flags); });
+}
+
+}  // namespace gillab::servers

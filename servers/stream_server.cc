@@ -1,0 +1,179 @@
+// stream_server.cc — the parts the three stream servers share (see stream_server.h).
+#include "servers/stream_server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <system_error>
+
+#include <fmt/core.h>
+
+#include "gil/error.h"
+
+namespace gillab::servers {
+
+StreamConnection::StreamConnection(UniqueFd socket, uint64_t max_message_bytes)
+    : fd(std::move(socket)), peer(PeerName(fd.get())), reader(max_message_bytes) {}
+
+StreamServer::StreamServer(const ServerOptions& options, Engine& engine)
+    : options_(options), engine_(engine) {
+  if (!IsTcpEndpoint(options_.endpoint)) {
+    throw UsageError(fmt::format("the {} server needs a tcp://HOST:PORT endpoint, not '{}'",
+                                 options_.kind, options_.endpoint));
+  }
+  ParseTcpEndpoint(options_.endpoint);  // reject a malformed endpoint before Bind
+  stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+void StreamServer::Bind() {
+  listener_ = ListenTcp(ParseTcpEndpoint(options_.endpoint));
+  endpoint_ = LocalEndpoint(listener_.get()).ToString();
+}
+
+std::string StreamServer::endpoint() const { return endpoint_; }
+
+void StreamServer::Stop() {
+  if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
+  const uint64_t one = 1;
+  // An eventfd write of 1 cannot fail short of overflow; nothing to do if it did.
+  [[maybe_unused]] ssize_t rc = ::write(stop_fd_.get(), &one, sizeof one);
+}
+
+void StreamServer::RequireBound() const {
+  if (!listener_) throw std::logic_error("StreamServer::Run called before Bind");
+}
+
+bool StreamServer::WaitReady(int fd, short events) const {
+  pollfd fds[2] = {{.fd = fd, .events = events, .revents = 0},
+                   {.fd = stop_fd_.get(), .events = POLLIN, .revents = 0}};
+  for (;;) {
+    const int rc = ::poll(fds, 2, -1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) throw std::system_error(errno, std::generic_category(), "poll");
+    if (fds[1].revents != 0) return false;
+    // POLLERR/POLLHUP count as ready: the next recv or send reports them.
+    if (fds[0].revents != 0) return true;
+  }
+}
+
+void StreamServer::ReportClose(const std::string& peer, const std::string& what) {
+  fmt::print(stderr, "gillab serve: {}: {}; closing connection\n", peer, what);
+  std::fflush(stderr);
+}
+
+void StreamServer::ReportEndOfStream(const StreamConnection& conn) {
+  if (!conn.reader.mid_frame()) return;
+  ReportClose(conn.peer, fmt::format("connection closed mid-frame with {} bytes of an unfinished "
+                                     "frame",
+                                     conn.reader.buffered_bytes()));
+}
+
+bool StreamServer::ProcessFrames(IoThread& io, StreamConnection& conn) {
+  std::string request;
+  for (;;) {
+    switch (conn.reader.Next(request)) {
+      case FrameReader::Status::kNeedMore:
+        return true;
+      case FrameReader::Status::kTooLarge:
+        ReportClose(conn.peer, fmt::format("message of {} bytes exceeds --max-message-bytes {}",
+                                           conn.reader.declared_bytes(), max_message_bytes()));
+        return false;
+      case FrameReader::Status::kFrame:
+        break;
+    }
+    try {
+      AppendFrame(conn.outbox, io.Handle(request));
+    } catch (const std::exception& e) {
+      // A reply frame cannot carry an error out of band, so the client learns
+      // of it by the close; the line here says why.
+      ReportClose(conn.peer, fmt::format("handler failed: {}", e.what()));
+      return false;
+    }
+  }
+}
+
+void StreamServer::ServeBlocking(IoThread& io, StreamConnection& conn) {
+  std::vector<char> chunk(kRecvChunkBytes);
+  const int fd = conn.fd.get();
+  for (;;) {
+    ssize_t received = -1;
+    bool stopped = false;
+    {
+      BlockingSection released(io);
+      stopped = !WaitReady(fd, POLLIN);
+      if (!stopped) received = RecvSome(fd, chunk.data(), chunk.size());
+    }
+    if (stopped) return;
+    if (received == 0) return ReportEndOfStream(conn);
+    if (received < 0) {
+      return ReportClose(conn.peer, fmt::format("recv failed: {}", std::strerror(errno)));
+    }
+    conn.reader.Feed(chunk.data(), static_cast<size_t>(received));
+    if (!ProcessFrames(io, conn)) return;
+    // Each send is its own blocking section, as in CPython's sendall loop.
+    while (conn.outbox_sent < conn.outbox.size()) {
+      ssize_t sent;
+      {
+        BlockingSection released(io);
+        const char* data = conn.outbox.data() + conn.outbox_sent;
+        const size_t n = conn.outbox.size() - conn.outbox_sent;
+        sent = SendSome(fd, data, n, MSG_DONTWAIT);
+        if (sent < 0 && errno == EAGAIN) {
+          stopped = !WaitReady(fd, POLLOUT);
+          if (!stopped) sent = SendSome(fd, data, n, MSG_DONTWAIT);
+        }
+      }
+      if (stopped) return;
+      if (sent < 0 && errno == EAGAIN) continue;
+      if (sent < 0) {
+        return ReportClose(conn.peer, fmt::format("send failed: {}", std::strerror(errno)));
+      }
+      conn.outbox_sent += static_cast<size_t>(sent);
+    }
+    conn.outbox.clear();
+    conn.outbox_sent = 0;
+  }
+}
+
+UniqueFd StreamServer::AcceptBlocking(IoThread& io, bool non_blocking) {
+  const int flags = SOCK_CLOEXEC | (non_blocking ? SOCK_NONBLOCK : 0);
+  for (;;) {
+    int fd = -1;
+    bool stopped = false;
+    {
+      BlockingSection released(io);
+      stopped = !WaitReady(listen_fd(), POLLIN);
+      if (!stopped) fd = ::accept4(listen_fd(), nullptr, nullptr, flags);
+    }
+    if (stopped) return UniqueFd();
+    if (fd >= 0) {
+      SetNoDelay(fd);
+      return UniqueFd(fd);
+    }
+    // The listening socket is non-blocking: EAGAIN means another thread or a
+    // reset took the connection that poll announced. Running out of
+    // descriptors is reported and retried after a pause, never fatal.
+    if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+    fmt::print(stderr, "gillab serve: accept failed: {}; retrying\n", std::strerror(errno));
+    BlockingSection released(io);
+    pollfd stop = {.fd = stop_fd(), .events = POLLIN, .revents = 0};
+    ::poll(&stop, 1, 10);
+  }
+}
+
+std::unique_ptr<Server> MakeStreamServer(const ServerOptions& options, Engine& engine) {
+  if (options.kind == "blocking") return MakeBlockingServer(options, engine);
+  if (options.kind == "nonblocking") return MakeNonblockingServer(options, engine);
+  if (options.kind == "threaded") return MakeThreadedServer(options, engine);
+  throw UsageError(fmt::format("'{}' is not a stream server kind", options.kind));
+}
+
+}  // namespace gillab::servers

@@ -1,0 +1,107 @@
+// stream_server.h — what the three stream servers (blocking, nonblocking,
+// threaded) share: the listening socket, the stop latch, the one request path
+// and the blocking-socket connection loop.
+//
+// Lock discipline (design §1), the point of the whole project: an I/O thread
+// attaches to the engine (AttachIo, which returns holding the lock) and then
+// holds the lock except inside a BlockingSection wrapped around every socket
+// call that can wait: poll/accept, each recv, each send, epoll_wait. Like
+// CPython's socket module, the lock is released around the syscall even when
+// the socket is non-blocking and the call returns at once; re-acquiring it
+// afterwards is where an I/O thread queues behind CPU threads (the convoy).
+// io->Handle runs with the lock held. Nothing else in these servers blocks.
+//
+// Stop() writes an eventfd that is never drained, so every poll and
+// epoll_wait that includes it returns from then on: one write wakes every
+// I/O thread, now or later.
+//
+// The servers differ only in concurrency model:
+//   blocking    one thread; accept, serve that client until it closes, accept the next
+//   nonblocking one thread; epoll over non-blocking sockets, replies buffered until writable
+//   threaded    an accepting thread plus one thread per connection (io-0, io-1, …)
+//
+//   auto server = MakeStreamServer({.kind = "threaded"}, engine);
+//   server->Bind(); std::thread t([&] { server->Run(); }); … server->Stop(); t.join();
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "servers/engine.h"
+#include "servers/frame.h"
+#include "servers/server.h"
+#include "servers/socket.h"
+
+namespace gillab::servers {
+
+// recv() reads at most this much per call (asyncio reads 256 KiB; a smaller
+// chunk costs a few more lock round trips on megabyte messages only).
+constexpr size_t kRecvChunkBytes = 64 * 1024;
+
+// One client connection: its socket, the frames it has sent so far and the
+// replies not yet written.
+struct StreamConnection {
+  StreamConnection(UniqueFd socket, uint64_t max_message_bytes);
+  UniqueFd fd;
+  std::string peer;  // "ip:port", for error lines
+  FrameReader reader;
+  std::string outbox;      // reply frames not yet sent
+  size_t outbox_sent = 0;  // bytes of outbox already sent
+};
+
+class StreamServer : public Server {
+ public:
+  void Bind() override;
+  std::string endpoint() const override;
+  void Stop() override;
+
+ protected:
+  StreamServer(const ServerOptions& options, Engine& engine);
+
+  // The one request path: every complete frame in conn.reader goes through
+  // io.Handle (lock held) and its reply is framed onto conn.outbox. Returns
+  // false when the connection must close (oversized frame, handler failure),
+  // after one line on stderr.
+  bool ProcessFrames(IoThread& io, StreamConnection& conn);
+  // The blocking-socket client loop (blocking and threaded servers): recv,
+  // ProcessFrames, send the replies, until the client closes, misbehaves or
+  // Stop() is called. conn.fd must be a blocking socket.
+  void ServeBlocking(IoThread& io, StreamConnection& conn);
+  // Waits (lock released) for a connection and accepts it; an empty fd means
+  // Stop() was called. `non_blocking` sets O_NONBLOCK on the accepted socket.
+  UniqueFd AcceptBlocking(IoThread& io, bool non_blocking);
+  // With the lock released: waits until `fd` is ready for `events` (poll
+  // flags) or Stop() is called; returns false on stop. Call inside a BlockingSection.
+  bool WaitReady(int fd, short events) const;
+  // One line on stderr: "gillab serve: PEER: WHAT; closing connection".
+  static void ReportClose(const std::string& peer, const std::string& what);
+  // For a closed connection: reports a frame cut short; silent at a frame boundary.
+  static void ReportEndOfStream(const StreamConnection& conn);
+
+  void RequireBound() const;  // Run() before Bind() is a programming error
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+  int listen_fd() const { return listener_.get(); }
+  int stop_fd() const { return stop_fd_.get(); }
+  Engine& engine() { return engine_; }
+  uint64_t max_message_bytes() const { return options_.max_message_bytes; }
+
+ private:
+  ServerOptions options_;
+  Engine& engine_;
+  UniqueFd listener_;
+  UniqueFd stop_fd_;  // eventfd latch, see the header comment
+  std::atomic<bool> stopping_{false};
+  std::string endpoint_;
+};
+
+// kind is "blocking", "nonblocking" or "threaded"; throws UsageError for a
+// non-tcp endpoint.
+std::unique_ptr<Server> MakeStreamServer(const ServerOptions& options, Engine& engine);
+std::unique_ptr<Server> MakeBlockingServer(const ServerOptions& options, Engine& engine);
+std::unique_ptr<Server> MakeNonblockingServer(const ServerOptions& options, Engine& engine);
+std::unique_ptr<Server> MakeThreadedServer(const ServerOptions& options, Engine& engine);
+
+}  // namespace gillab::servers
