@@ -1,0 +1,256 @@
+// load_client.cc — closed- and open-loop load over any transport (see load_client.h).
+#include "servers/load_client.h"
+
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "gil/error.h"
+#include "servers/client_connection.h"
+
+namespace gillab::servers {
+namespace {
+
+constexpr size_t kMaxMessagesPerConnection = 3;
+constexpr int64_t kMaxMessageBytes = int64_t{1} << 30;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void SleepUntilNs(int64_t when_ns) {
+  std::this_thread::sleep_until(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(when_ns)));
+}
+
+// Fresh pseudo-random payloads without paying for S random bytes per request:
+// a window at a random offset into a random pool, its first 8 bytes replaced
+// by a fresh random word, so no two consecutive requests are equal.
+class PayloadSource {
+ public:
+  static constexpr size_t kSlackBytes = 4096;
+  PayloadSource(size_t bytes, uint64_t seed) : bytes_(bytes), state_(seed) {
+    pool_.resize(bytes + kSlackBytes);
+    for (size_t i = 0; i < pool_.size(); i += 8) {
+      const uint64_t word = NextWord();
+      std::memcpy(pool_.data() + i, &word, std::min<size_t>(8, pool_.size() - i));
+    }
+  }
+  void Next(std::string& out) {
+    const size_t offset = NextWord() % kSlackBytes;
+    out.assign(pool_.data() + offset, bytes_);
+    const uint64_t word = NextWord();
+    std::memcpy(out.data(), &word, std::min<size_t>(8, bytes_));
+  }
+
+ private:
+  uint64_t NextWord() {  // splitmix64
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  size_t bytes_;
+  uint64_t state_;
+  std::string pool_;
+};
+
+struct Worker {
+  int index = 0;
+  int64_t warmup = 0;
+  int64_t requests = 0;
+  std::unique_ptr<ClientConnection> connection;
+  gil::Histogram latency_ns;
+  int64_t ok = 0;
+  int64_t errors = 0;
+  int64_t unsent = 0;
+  int64_t finish_ns = 0;
+  std::vector<std::string> messages;
+
+  void Note(std::string message) {
+    ++errors;
+    if (messages.size() < kMaxMessagesPerConnection) {
+      messages.push_back(fmt::format("connection {}: {}", index, std::move(message)));
+    }
+  }
+};
+
+std::string Mismatch(std::string_view request, std::string_view reply) {
+  const size_t common = std::min(request.size(), reply.size());
+  size_t at = 0;
+  while (at < common && request[at] == reply[at]) ++at;
+  return fmt::format("wrong reply: {} bytes for a {}-byte request, first difference at byte {}",
+                     reply.size(), request.size(), at);
+}
+
+// Splits n over c connections, the first ones taking the remainder.
+int64_t Share(int64_t n, int c, int i) { return n / c + (i < n % c ? 1 : 0); }
+
+void Validate(const LoadOptions& o) {
+  if (o.requests < 1) throw UsageError("--requests must be at least 1");
+  if (o.message_bytes < 0 || o.message_bytes > kMaxMessageBytes) {
+    throw UsageError(fmt::format("--message-bytes must be from 0 to {}", kMaxMessageBytes));
+  }
+  if (o.connections < 1 || o.connections > 10000) throw UsageError("--connections must be from 1 to 10000");
+  if (o.think_us < 0) throw UsageError("--think-us must be >= 0");
+  if (o.rate < 0) throw UsageError("--rate must be > 0");
+  if (o.rate > 0 && o.think_us > 0) throw UsageError("--think-us and --rate exclude each other");
+  if (o.warmup < 0) throw UsageError("--warmup must be >= 0");
+  if (o.reply_timeout_ms < 1) throw UsageError("--reply-timeout-ms must be >= 1");
+}
+
+}  // namespace
+
+LoadResult RunLoad(const LoadOptions& options) {
+  Validate(options);
+  LoadResult result;
+  result.options = options;
+  result.transport = options.server.empty() ? DefaultTransport(options.endpoint)
+                                            : TransportOfServerKind(options.server);
+  CheckEndpoint(result.transport, options.endpoint);
+
+  const int c = options.connections;
+  std::vector<Worker> workers(c);
+  for (int i = 0; i < c; ++i) {
+    workers[i].index = i;
+    workers[i].warmup = Share(options.warmup, c, i);
+    workers[i].requests = Share(options.requests, c, i);
+    workers[i].connection = ConnectClient(result.transport, options.endpoint, options.reply_timeout_ms);
+  }
+
+  int64_t start_ns = 0;
+  std::barrier start(c, [&start_ns]() noexcept { start_ns = NowNs(); });
+  const bool open_loop = options.rate > 0;
+  const double gap_ns = open_loop ? 1e9 / options.rate : 0;
+
+  auto run = [&](Worker& w) {
+    PayloadSource payloads(static_cast<size_t>(options.message_bytes), options.seed * 1000003 + w.index);
+    std::string request, reply;
+    bool failed = false;
+    auto exchange = [&](int64_t intended_ns, bool measured) {
+      payloads.Next(request);
+      const int64_t sent_ns = NowNs();
+      try {
+        w.connection->Exchange(request, reply);
+      } catch (const std::exception& e) {
+        w.Note(e.what());
+        failed = true;
+        return;
+      }
+      const int64_t done_ns = NowNs();
+      if (options.expect_echo && reply != request) {
+        w.Note(Mismatch(request, reply));
+        return;
+      }
+      if (measured) {
+        w.latency_ns.Record(done_ns - (open_loop ? intended_ns : sent_ns));
+        ++w.ok;
+      }
+    };
+    for (int64_t k = 0; k < w.warmup && !failed; ++k) exchange(0, false);
+    start.arrive_and_wait();
+    int64_t k = 0;
+    for (; k < w.requests && !failed; ++k) {
+      int64_t intended_ns = 0;
+      if (open_loop) {
+        intended_ns = start_ns + static_cast<int64_t>((static_cast<double>(k) * c + w.index) * gap_ns);
+        if (NowNs() < intended_ns) SleepUntilNs(intended_ns);
+      }
+      exchange(intended_ns, true);
+      if (options.think_us > 0 && !failed) {
+        std::this_thread::sleep_for(std::chrono::microseconds(options.think_us));
+      }
+    }
+    w.unsent = w.requests - k;
+    w.finish_ns = NowNs();
+    w.connection.reset();  // hang up before the summary, not at exit
+  };
+
+  std::vector<std::thread> threads;
+  threads.reserve(c);
+  for (auto& w : workers) threads.emplace_back(run, std::ref(w));
+  for (auto& t : threads) t.join();
+
+  int64_t finish_ns = start_ns;
+  for (const Worker& w : workers) {
+    result.requests += w.ok;
+    result.errors += w.errors;
+    result.unsent += w.unsent;
+    result.latency_ns.Merge(w.latency_ns);
+    finish_ns = std::max(finish_ns, w.finish_ns);
+    for (const auto& m : w.messages) result.error_messages.push_back(m);
+  }
+  result.seconds = (finish_ns - start_ns) / 1e9;
+  return result;
+}
+
+nlohmann::json LoadResult::ToJson() const {
+  const auto us = [this](double p) { return latency_ns.Percentile(p) / 1000.0; };
+  return {
+      {"requests", requests},
+      {"errors", errors},
+      {"seconds", seconds},
+      {"req_per_s", req_per_s()},
+      {"latency_us",
+       {{"p50", us(50)},
+        {"p90", us(90)},
+        {"p99", us(99)},
+        {"p999", us(99.9)},
+        {"max", latency_ns.max() / 1000.0},
+        {"min", latency_ns.min() / 1000.0},
+        {"mean", latency_ns.Mean() / 1000.0}}},
+      {"mode", options.rate > 0 ? "open" : "closed"},
+      {"transport", transport},
+      {"server", options.server},
+      {"endpoint", options.endpoint},
+      {"connections", options.connections},
+      {"message_bytes", options.message_bytes},
+      {"think_us", options.think_us},
+      {"rate", options.rate},
+      {"warmup", options.warmup},
+      {"expect", options.expect_echo ? "echo" : "any"},
+      {"unsent", unsent},
+      {"error_messages", error_messages},
+  };
+}
+
+std::string LoadResult::Summary() const {
+  const auto us = [this](double p) { return latency_ns.Percentile(p) / 1000.0; };
+  std::string out = fmt::format(
+      "{} {} loop, {} connection(s), {} B messages\n"
+      "requests {}  errors {}  seconds {:.3f}  req/s {:.1f}\n"
+      "latency_us p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f}  mean {:.1f}\n",
+      transport, options.rate > 0 ? "open" : "closed", options.connections, options.message_bytes, requests,
+      errors, seconds, req_per_s(), us(50), us(90), us(99), us(99.9), latency_ns.max() / 1000.0,
+      latency_ns.Mean() / 1000.0);
+  if (unsent > 0) out += fmt::format("unsent {} (their connections failed)\n", unsent);
+  return out;
+}
+
+void WriteJsonAtomically(const std::string& path, const nlohmann::json& value) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << value.dump(2) << '\n';
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw std::runtime_error(fmt::format("cannot write {}", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(fmt::format("cannot rename {} to {}", tmp, path));
+  }
+}
+
+}  // namespace gillab::servers

@@ -1,0 +1,54 @@
+// load_command.cc — `gillab load` (design §5): flags -> LoadOptions -> RunLoad,
+// a readable summary on stdout, optionally one JSON object in a file.
+//
+// Exit status: 0 when every request got its correct reply, 1 when any error
+// was counted (the summary is printed first), 2 for bad usage.
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "gil/error.h"
+#include "servers/commands.h"
+#include "servers/load_client.h"
+
+namespace gillab::servers {
+
+void AddLoadCommand(CLI::App& app) {
+  auto options = std::make_shared<LoadOptions>();
+  auto json_path = std::make_shared<std::string>();
+  auto expect = std::make_shared<std::string>("echo");
+  CLI::App* load = app.add_subcommand("load", "drive a server with requests and report latency");
+  load->add_option("--endpoint", options->endpoint, "tcp://HOST:PORT or ipc://NAME")->required();
+  load->add_option("--requests", options->requests, "measured requests over all connections")->required();
+  load->add_option("--message-bytes", options->message_bytes, "payload size S")->required();
+  load->add_option("--connections", options->connections, "connections, one thread each")->capture_default_str();
+  auto* think = load->add_option("--think-us", options->think_us, "closed loop: sleep after each reply");
+  auto* rate = load->add_option("--rate", options->rate, "open loop: requests/s over all connections");
+  think->excludes(rate);
+  load->add_option("--json", *json_path, "write the result as one JSON object to FILE");
+  load->add_option("--server", options->server,
+                   "server kind, which tells the transport (default: tcp:// stream, ipc:// multiprocessing)")
+      ->check(CLI::IsMember({"zmq", "multiprocessing", "blocking", "nonblocking", "threaded"}));
+  load->add_option("--warmup", options->warmup, "unmeasured requests first, over all connections")
+      ->capture_default_str();
+  load->add_option("--expect", *expect, "echo: reply must equal the request; any: accept any reply")
+      ->check(CLI::IsMember({"echo", "any"}))
+      ->capture_default_str();
+  load->add_option("--reply-timeout-ms", options->reply_timeout_ms, "a reply later than this is an error")
+      ->capture_default_str();
+  load->add_option("--seed", options->seed, "payload PRNG seed")->capture_default_str();
+  load->callback([options, json_path, expect] {
+    options->expect_echo = *expect == "echo";
+    const LoadResult result = RunLoad(*options);
+    fmt::print("{}", result.Summary());
+    std::fflush(stdout);
+    for (const auto& message : result.error_messages) fmt::print(stderr, "gillab load: {}\n", message);
+    if (!json_path->empty()) WriteJsonAtomically(*json_path, result.ToJson());
+    if (result.errors > 0) {
+      throw std::runtime_error(fmt::format("load: {} error(s)", result.errors));
+    }
+  });
+}
+
+}  // namespace gillab::servers

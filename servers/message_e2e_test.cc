@@ -1,0 +1,1 @@
+// message_e2e_test.cc — placeholder until the e2e tests land.

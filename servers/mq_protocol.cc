@@ -1,0 +1,197 @@
+// mq_protocol.cc — queue names, cleanup and the client side of the
+// multiprocessing transport (see mq_protocol.h).
+#include "servers/mq_protocol.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/date_time/posix_time/posix_time_types.hpp>
+#include <fmt/core.h>
+
+#include "gil/error.h"
+
+namespace gillab::servers {
+namespace bip = boost::interprocess;
+
+namespace {
+
+constexpr std::string_view kIpcScheme = "ipc://";
+constexpr size_t kMaxNameChars = 200;
+constexpr int kConnectTimeoutMs = 5000;
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+boost::posix_time::ptime Deadline(int timeout_ms) {
+  return boost::posix_time::microsec_clock::universal_time() +
+         boost::posix_time::milliseconds(timeout_ms);
+}
+
+std::atomic<uint64_t> next_token{0};
+
+}  // namespace
+
+std::string ParseIpcName(std::string_view endpoint) {
+  if (!endpoint.starts_with(kIpcScheme)) {
+    throw UsageError(fmt::format("bad endpoint '{}': expected ipc://NAME", endpoint));
+  }
+  std::string_view name = endpoint.substr(kIpcScheme.size());
+  bool ok = !name.empty() && name.size() <= kMaxNameChars && name.front() != '.';
+  for (char c : name) ok = ok && (IsNameChar(c) || c == '.');
+  if (!ok) {
+    throw UsageError(fmt::format(
+        "bad endpoint '{}': NAME must be 1-{} characters of [A-Za-z0-9_.-], not starting with '.'",
+        endpoint, kMaxNameChars));
+  }
+  return std::string(name);
+}
+
+bool IsValidMqToken(std::string_view token) {
+  if (token.empty() || token.size() > 64) return false;
+  for (char c : token) {
+    if (!IsNameChar(c)) return false;
+  }
+  return true;
+}
+
+std::string ControlQueueName(std::string_view name) { return fmt::format("{}.ctl", name); }
+std::string RequestQueueName(std::string_view name, std::string_view token) {
+  return fmt::format("{}.{}.req", name, token);
+}
+std::string ReplyQueueName(std::string_view name, std::string_view token) {
+  return fmt::format("{}.{}.rep", name, token);
+}
+
+std::vector<std::string> ListMqQueues(std::string_view name) {
+  std::vector<std::string> found;
+  DIR* dir = opendir("/dev/shm");
+  if (dir == nullptr) return found;
+  const std::string control = ControlQueueName(name);
+  const std::string prefix = fmt::format("{}.", name);
+  while (const dirent* entry = readdir(dir)) {
+    std::string_view entry_name = entry->d_name;
+    if (entry_name == control) {
+      found.emplace_back(entry_name);
+      continue;
+    }
+    if (!entry_name.starts_with(prefix)) continue;
+    std::string_view rest = entry_name.substr(prefix.size());
+    if (!rest.ends_with(".req") && !rest.ends_with(".rep")) continue;
+    if (IsValidMqToken(rest.substr(0, rest.size() - 4))) found.emplace_back(entry_name);
+  }
+  closedir(dir);
+  return found;
+}
+
+int RemoveMqQueues(std::string_view name) {
+  int removed = 0;
+  for (const std::string& queue : ListMqQueues(name)) {
+    if (bip::message_queue::remove(queue.c_str())) ++removed;
+  }
+  return removed;
+}
+
+bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+MqClient::MqClient(std::string_view name, int reply_timeout_ms)
+    : name_(name), reply_timeout_ms_(reply_timeout_ms) {
+  std::unique_ptr<Queue> control;
+  try {
+    control = std::make_unique<Queue>(bip::open_only, ControlQueueName(name_).c_str());
+  } catch (const bip::interprocess_exception&) {
+    throw std::runtime_error(
+        fmt::format("no multiprocessing server at ipc://{} (queue {} not found)", name_,
+                    ControlQueueName(name_)));
+  }
+  token_ = fmt::format("{}-{}", getpid(), next_token.fetch_add(1));
+  const std::string hello = fmt::format("connect {} {}", token_, getpid());
+  if (!control->timed_send(hello.data(), hello.size(), kControlPriority, Deadline(kConnectTimeoutMs))) {
+    throw std::runtime_error(fmt::format("ipc://{}: control queue full, server not answering", name_));
+  }
+  // The server creates .req before .rep, and open_only waits until a queue is
+  // initialised, so once .rep opens both are ready. Connection set-up only:
+  // polling here costs nothing on the request path.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
+  while (!rep_) {
+    try {
+      rep_ = std::make_unique<Queue>(bip::open_only, ReplyQueueName(name_, token_).c_str());
+      req_ = std::make_unique<Queue>(bip::open_only, RequestQueueName(name_, token_).c_str());
+    } catch (const bip::interprocess_exception&) {
+      rep_.reset();
+      if (std::chrono::steady_clock::now() > give_up) {
+        throw std::runtime_error(
+            fmt::format("ipc://{}: server did not open a connection within {} ms", name_, kConnectTimeoutMs));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  buffer_bytes_ = rep_->get_max_msg_size();
+  buffer_.reset(new char[buffer_bytes_]);
+  std::string message;
+  if (Receive(message, kConnectTimeoutMs) != kControlPriority || !message.starts_with("hello ")) {
+    throw std::runtime_error(fmt::format("ipc://{}: unexpected first message from the server", name_));
+  }
+  long long pid = 0;
+  unsigned long long max_bytes = 0;
+  if (std::sscanf(message.c_str(), "hello %lld %llu", &pid, &max_bytes) != 2) {
+    throw std::runtime_error(fmt::format("ipc://{}: malformed hello '{}'", name_, message));
+  }
+  server_pid_ = static_cast<pid_t>(pid);
+  max_message_bytes_ = max_bytes;
+}
+
+MqClient::~MqClient() {
+  if (req_) {
+    constexpr std::string_view kBye = "bye";
+    try {
+      req_->try_send(kBye.data(), kBye.size(), kControlPriority);
+    } catch (const bip::interprocess_exception&) {
+    }
+  }
+}
+
+unsigned MqClient::Receive(std::string& reply, int timeout_ms) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    size_t received = 0;
+    unsigned priority = 0;
+    if (rep_->timed_receive(buffer_.get(), buffer_bytes_, received, priority, Deadline(kMqPollIntervalMs))) {
+      reply.assign(buffer_.get(), received);
+      return priority;
+    }
+    if (server_pid_ != 0 && !ProcessAlive(server_pid_)) {
+      throw std::runtime_error(fmt::format("ipc://{}: server (pid {}) is gone", name_, server_pid_));
+    }
+    if (std::chrono::steady_clock::now() > give_up) {
+      throw std::runtime_error(fmt::format("ipc://{}: no reply within {} ms", name_, timeout_ms));
+    }
+  }
+}
+
+void MqClient::Exchange(std::string_view request, std::string& reply) {
+  if (request.size() > max_message_bytes_) {
+    throw std::runtime_error(fmt::format(
+        "ipc://{}: a message of {} bytes exceeds the server's max_message_bytes {}", name_,
+        request.size(), max_message_bytes_));
+  }
+  // The server drains .req as fast as it answers, so a full queue means it stalled or died.
+  while (!req_->timed_send(request.data(), request.size(), kDataPriority, Deadline(kMqPollIntervalMs))) {
+    if (!ProcessAlive(server_pid_)) {
+      throw std::runtime_error(fmt::format("ipc://{}: server (pid {}) is gone", name_, server_pid_));
+    }
+  }
+  if (Receive(reply, reply_timeout_ms_) == kControlPriority) {
+    throw std::runtime_error(fmt::format("ipc://{}: server closed the connection ({})", name_, reply));
+  }
+}
+
+}  // namespace gillab::servers

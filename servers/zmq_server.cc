@@ -1,0 +1,162 @@
+// zmq_server.cc — the `zmq` server: one I/O thread, one ROUTER socket.
+//
+// ROUTER rather than REP so that one client may hold several connections (REQ
+// or DEALER sockets) and so that a malformed multipart message costs only the
+// peer that sent it: a REP socket would drop it silently, a ROUTER lets us log
+// it. A request arrives as [routing id, envelope..., "", body] from a REQ
+// socket or [routing id, body] from a DEALER; the reply goes back with the same
+// envelope. Anything else is malformed: one stderr line, no reply.
+//
+// The engine lock is held as a pyzmq server holds the GIL: released around
+// each recv_multipart and each send_multipart (two blocking sections per
+// request), held while the handler runs. Stop() shuts the context down, which
+// makes a blocking recv fail with ETERM at once: no polling, no timeout, so an
+// idle server never wakes up to re-take the lock.
+#include <cerrno>
+#include <atomic>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "gil/error.h"
+#include "servers/message_servers.h"
+#include "servers/socket.h"
+
+namespace gillab::servers {
+namespace {
+
+std::string HexId(const zmq::message_t& id) {
+  std::string out = "0x";
+  for (auto byte : std::string_view(id.data<char>(), id.size())) {
+    out += fmt::format("{:02x}", static_cast<unsigned char>(byte));
+  }
+  return out;
+}
+
+// zmq spells "any port" as '*'; design §5 spells it 0.
+std::string ZmqBindAddress(const std::string& endpoint) {
+  if (IsTcpEndpoint(endpoint)) {
+    TcpEndpoint parsed = ParseTcpEndpoint(endpoint);  // throws UsageError
+    if (parsed.port == 0) {
+      const bool ipv6 = parsed.host.find(':') != std::string::npos;
+      return fmt::format("tcp://{}{}{}:*", ipv6 ? "[" : "", parsed.host, ipv6 ? "]" : "");
+    }
+    return parsed.ToString();
+  }
+  if (endpoint.starts_with("ipc://") && endpoint.size() > 6) return endpoint;
+  throw UsageError(fmt::format("bad endpoint '{}' for the zmq server: expected tcp://HOST:PORT or ipc://PATH",
+                               endpoint));
+}
+
+class ZmqServer final : public Server {
+ public:
+  ZmqServer(const ServerOptions& options, Engine& engine) : options_(options), engine_(engine) {}
+
+  ~ZmqServer() override {
+    Stop();
+    socket_.close();
+  }
+
+  void Bind() override {
+    const std::string address = ZmqBindAddress(options_.endpoint);
+    socket_ = zmq::socket_t(context_, zmq::socket_type::router);
+    socket_.set(zmq::sockopt::linger, 0);
+    if (address.find('[') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
+    try {
+      socket_.bind(address);
+    } catch (const zmq::error_t& e) {
+      throw UsageError(fmt::format("zmq server cannot bind {}: {}", options_.endpoint, e.what()));
+    }
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+  }
+
+  std::string endpoint() const override { return endpoint_; }
+
+  void Run() override {
+    auto io = engine_.AttachIo("io");
+    std::vector<zmq::message_t> parts;
+    for (;;) {
+      parts.clear();
+      try {
+        BlockingSection blocking(*io);
+        (void)zmq::recv_multipart(socket_, std::back_inserter(parts));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR && !stopping_) continue;
+        if (e.num() == ETERM || stopping_) break;
+        throw;
+      }
+      std::vector<zmq::message_t> reply;
+      if (!BuildReply(*io, parts, reply)) continue;
+      try {
+        BlockingSection blocking(*io);
+        (void)zmq::send_multipart(socket_, reply);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == ETERM || stopping_) break;
+        // A peer that vanished between recv and send costs only its reply.
+        fmt::print(stderr, "zmq server: reply to peer {} failed: {}\n", HexId(parts[0]), e.what());
+      }
+    }
+    socket_.close();  // before the context (Stop or destructor) terminates
+    io.reset();
+  }
+
+  void Stop() override {
+    if (!stopping_.exchange(true)) context_.shutdown();
+  }
+
+ private:
+  // Fills `reply` with the envelope and the answer; false when the request
+  // gets no reply (malformed).
+  bool BuildReply(IoThread& io, std::vector<zmq::message_t>& parts, std::vector<zmq::message_t>& reply) {
+    // [id, body] (DEALER) or [id, envelope..., "", body] (REQ and proxies).
+    const bool dealer = parts.size() == 2;
+    const bool delimited = parts.size() >= 3 && parts[parts.size() - 2].size() == 0;
+    if (!dealer && !delimited) {
+      fmt::print(stderr,
+                 "zmq server: malformed request from peer {}: {} parts (routing id included) without "
+                 "an empty delimiter before the body; dropped\n",
+                 parts.empty() ? std::string("?") : HexId(parts[0]), parts.size());
+      return false;
+    }
+    zmq::message_t body = std::move(parts.back());
+    parts.pop_back();
+    std::string answer;
+    if (body.size() > options_.max_message_bytes) {
+      fmt::print(stderr,
+                 "zmq server: message of {} bytes from peer {} exceeds max_message_bytes {}; "
+                 "answered with an error\n",
+                 body.size(), HexId(parts[0]), options_.max_message_bytes);
+      answer = fmt::format("error: message of {} bytes exceeds max_message_bytes {}", body.size(),
+                           options_.max_message_bytes);
+    } else {
+      try {
+        answer = io.Handle(std::string_view(body.data<char>(), body.size()));
+      } catch (const std::runtime_error& e) {
+        answer = fmt::format("error: {}", e.what());
+      }
+    }
+    reply = std::move(parts);
+    reply.emplace_back(answer.data(), answer.size());
+    return true;
+  }
+
+  ServerOptions options_;
+  Engine& engine_;
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<Server> MakeZmqServer(const ServerOptions& options, Engine& engine) {
+  return std::make_unique<ZmqServer>(options, engine);
+}
+
+}  // namespace gillab::servers
