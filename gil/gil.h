@@ -87,8 +87,9 @@ class ThreadState {
   int lock_priority() const { return lock_priority_.load(std::memory_order_relaxed); }
   const ThreadStats& stats() const { return stats_; }
   // Times the lock passed from this thread to a different one. Counted by the
-  // next holder, hence atomic.
-  uint64_t handoffs() const { return handoffs_.load(std::memory_order_relaxed); }
+  // next holder, hence atomic, and shared with the lock so that the count is
+  // safe whichever of the two (this state, the Gil) is destroyed first.
+  uint64_t handoffs() const { return handoffs_->load(std::memory_order_relaxed); }
 
  protected:
   ThreadState() = default;
@@ -100,7 +101,7 @@ class ThreadState {
   int index_ = 0;
   pid_t tid_ = 0;
   std::atomic<int> lock_priority_{0};
-  std::atomic<uint64_t> handoffs_{0};
+  std::shared_ptr<std::atomic<uint64_t>> handoffs_ = std::make_shared<std::atomic<uint64_t>>(0);
   ThreadStats stats_;
   int64_t acquired_at_ns_ = 0;
   bool holding_ = false;
@@ -167,7 +168,10 @@ class Gil {
   std::atomic<bool> drop_request_{false};
   std::atomic<ThreadState*> holder_{nullptr};
   std::atomic<int> attached_{0};
-  const ThreadState* last_holder_ = nullptr;  // guarded by the lock itself
+  // The previous holder, by attach index (never by pointer: its state may be
+  // gone), and its hand-off counter. Guarded by the lock itself.
+  int last_holder_index_ = -1;
+  std::shared_ptr<std::atomic<uint64_t>> last_holder_handoffs_;
   int64_t released_at_ns_ = 0;                // guarded by the lock itself
   LockStats lock_stats_;
 

@@ -1,0 +1,71 @@
+// futex.h — one 32-bit word a single thread sleeps on, woken by exactly one
+// other thread: the per-waiter parking spot of the queued policies and the
+// ping-pong floor of the benchmark.
+//
+// Why a raw futex and not a condition variable: a hand-off should cost what
+// the kernel charges for one wake-up and nothing more. A per-waiter word means
+// the releaser wakes exactly the thread that runs next (no thundering herd) and
+// the woken thread never has to re-take a mutex before it can run.
+// The word is an ordinary std::atomic, so the happens-before edge of a hand-off
+// is the store(release) / load(acquire) pair (ThreadSanitizer sees it); the
+// syscall only puts the thread to sleep and wakes it.
+//
+//   FutexWord w{kWaiting};
+//   waiter:  while (w.WaitWhile(kWaiting, deadline_ns) == kWaiting && NowNs() < deadline_ns) {}
+//   waker:   w.Set(kGranted); w.Wake();
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+
+namespace gillab::gil {
+
+class FutexWord {
+ public:
+  explicit FutexWord(uint32_t value = 0) : word_(value) {}
+
+  uint32_t Load() const { return word_.load(std::memory_order_acquire); }
+  void Set(uint32_t value) { word_.store(value, std::memory_order_release); }
+  bool CompareExchange(uint32_t expected, uint32_t desired) {
+    return word_.compare_exchange_strong(expected, desired, std::memory_order_acq_rel);
+  }
+
+  // Wakes the one thread sleeping on this word, if any. Calling it after the
+  // sleeper has already left (and even freed the word) is harmless: the kernel
+  // only looks the address up, and every sleeper re-checks its word.
+  void Wake() { syscall(SYS_futex, &word_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0); }
+
+  // Sleeps while the word holds `value`, until `deadline_ns` on the NowNs()
+  // clock (CLOCK_MONOTONIC); deadline_ns <= 0 means no deadline. Returns the
+  // word's value on waking: still `value` means the deadline passed.
+  uint32_t WaitWhile(uint32_t value, int64_t deadline_ns) {
+    for (;;) {
+      uint32_t now = Load();
+      if (now != value) return now;
+      timespec ts{};
+      timespec* timeout = nullptr;
+      if (deadline_ns > 0) {
+        ts.tv_sec = deadline_ns / 1'000'000'000;
+        ts.tv_nsec = deadline_ns % 1'000'000'000;
+        timeout = &ts;
+      }
+      // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, the same
+      // clock as std::chrono::steady_clock and so as NowNs().
+      long rc = syscall(SYS_futex, &word_, FUTEX_WAIT_BITSET_PRIVATE, value, timeout, nullptr,
+                        FUTEX_BITSET_MATCH_ANY);
+      if (rc == -1 && errno == ETIMEDOUT) return Load();
+      // Woken, interrupted, or the word changed before we slept: look again.
+    }
+  }
+
+ private:
+  std::atomic<uint32_t> word_;
+};
+
+}  // namespace gillab::gil

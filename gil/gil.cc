@@ -1,0 +1,159 @@
+// gil.cc — the policy-independent half of the lock: the contract checks (I1,
+// I2) and every statistic, kept here once so that the five policies only
+// decide who runs next.
+//
+// Ordering that the bookkeeping relies on: a thread's holder_/stats writes on
+// the way out happen before the policy's DoRelease (which publishes them to the
+// next holder through the policy's own synchronisation), and the next holder's
+// writes happen after its DoAcquire returned. Lock-wide fields (last_holder_*,
+// released_at_ns_, lock_stats_) are therefore "guarded by the lock itself".
+// Policy `none` has no such ordering, so it touches none of the lock-wide
+// fields: only the calling thread's own record.
+#include "gil/gil.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+namespace gillab::gil {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+pid_t CurrentTid() {
+  // gettid() is cheap but not free; a thread's id never changes, so cache it.
+  thread_local const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  return tid;
+}
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kIo: return "io";
+    case Role::kCpu: return "cpu";
+    case Role::kClient: return "client";
+    case Role::kOther: return "other";
+  }
+  return "other";
+}
+
+std::optional<Role> ParseRole(std::string_view name) {
+  if (name == "io") return Role::kIo;
+  if (name == "cpu") return Role::kCpu;
+  if (name == "client") return Role::kClient;
+  if (name == "other") return Role::kOther;
+  return std::nullopt;
+}
+
+namespace {
+
+// I2 violations are programming errors: say which thread and stop at once,
+// before the lock's state can be corrupted any further.
+[[noreturn]] void Misuse(const char* what, const ThreadState& t) {
+  std::fprintf(stderr, "gillab: gil misuse: %s by thread %s\n", what, t.name().c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace
+
+Gil::Gil(std::string name, GilOptions options) : name_(std::move(name)), options_(options) {}
+
+Gil::~Gil() = default;
+
+std::unique_ptr<ThreadState> Gil::NewThreadState() {
+  return std::unique_ptr<ThreadState>(new ThreadState());
+}
+
+std::unique_ptr<ThreadState> Gil::Attach(Role role, std::string name, int lock_priority) {
+  std::unique_ptr<ThreadState> t = NewThreadState();
+  t->role_ = role;
+  t->name_ = std::move(name);
+  t->index_ = attached_.fetch_add(1, std::memory_order_relaxed);
+  t->tid_ = CurrentTid();
+  t->lock_priority_.store(lock_priority, std::memory_order_relaxed);
+  return t;
+}
+
+void Gil::Acquire(ThreadState& t) {
+  if (t.holding_ && exclusive()) Misuse("re-entrant Acquire", t);
+  const int64_t asked_ns = NowNs();
+  DoAcquire(t);
+  AfterAcquire(t, asked_ns);
+}
+
+void Gil::Release(ThreadState& t) {
+  BeforeRelease(t, "Release by a non-holder");
+  t.stats_.voluntary_releases++;
+  DoRelease(t);
+}
+
+void Gil::Yield(ThreadState& t) {
+  BeforeRelease(t, "Yield by a non-holder");
+  t.stats_.forced_drops++;
+  const int64_t asked_ns = NowNs();
+  DoYield(t);
+  AfterAcquire(t, asked_ns);
+}
+
+void Gil::DoYield(ThreadState& t) {
+  DoRelease(t);
+  DoAcquire(t);
+}
+
+void Gil::SetLockPriority(ThreadState& t, int priority) {
+  t.lock_priority_.store(priority, std::memory_order_relaxed);
+  OnPriorityChanged(t);
+}
+
+void Gil::RequestDrop(ThreadState& waiter) {
+  drop_request_.store(true, std::memory_order_relaxed);
+  waiter.stats_.yield_requests++;
+}
+
+void Gil::AfterAcquire(ThreadState& t, int64_t asked_ns) {
+  const int64_t now_ns = NowNs();
+  ThreadStats& s = t.stats_;
+  const int64_t wait_ns = now_ns - asked_ns;
+  s.acquisitions++;
+  s.wait_ns += static_cast<uint64_t>(wait_ns);
+  s.wait_hist_ns.Record(wait_ns);
+  t.acquired_at_ns_ = now_ns;
+  t.holding_ = true;
+  if (!exclusive()) return;
+
+  // I1: a second holder means the policy is broken; one load, always checked.
+  ThreadState* previous = holder_.exchange(&t, std::memory_order_acq_rel);
+  if (previous != nullptr) Misuse("Acquire while another thread holds the lock (I1)", t);
+  if (last_holder_index_ != t.index_) {
+    if (last_holder_index_ >= 0) {
+      lock_stats_.switches++;
+      lock_stats_.handoff_ns.Record(now_ns - released_at_ns_);
+      // The previous holder may have finished and freed its state: the
+      // counter is shared, so this is safe either way.
+      last_holder_handoffs_->fetch_add(1, std::memory_order_relaxed);
+    }
+    last_holder_index_ = t.index_;
+    last_holder_handoffs_ = t.handoffs_;
+  }
+}
+
+void Gil::BeforeRelease(ThreadState& t, const char* what) {
+  const int64_t now_ns = NowNs();
+  if (exclusive()) {
+    if (!t.holding_ || holder_.load(std::memory_order_relaxed) != &t) Misuse(what, t);
+    holder_.store(nullptr, std::memory_order_release);
+    released_at_ns_ = now_ns;
+  } else if (!t.holding_) {
+    return;  // `none`: nothing is held, so there is no hold time to count
+  }
+  t.stats_.hold_ns += static_cast<uint64_t>(now_ns - t.acquired_at_ns_);
+  t.holding_ = false;
+}
+
+}  // namespace gillab::gil

@@ -1,0 +1,220 @@
+// gil_benchmark.cc — what a lock operation and a hand-off cost, per policy,
+// against the floor a raw futex ping-pong sets in the same run.
+//
+// Benchmarks (Google Benchmark; wall-clock time, since waiters sleep):
+//   BM_FutexPingPong/<pin>                 two threads wake each other through
+//                                          two futex words: one round trip is
+//                                          two wake-ups, the floor for any lock
+//   BM_UncontendedAcquireRelease/<policy>  Acquire + Release by one thread
+//   BM_HandoffRoundTrip/<policy>/<pin>     two threads yield the lock to each
+//                                          other: one iteration is A -> B -> A
+// <pin> is `same_core` (both threads pinned to one CPU: each wake-up is a
+// context switch, ~3 us on the reference machines) or `two_cores` (one CPU
+// each: each wake-up wakes a sleeping vCPU, ~45 us). The floor and the
+// hand-offs are measured with the same pinning, and every hand-off reports
+//   x_floor         its round trip divided by the floor's (same run, same pin)
+//   switches_per_rt changes of holder per round trip (2 for a real hand-off;
+//                   `mutex` makes no promise, so it may be far below 2)
+//
+//   gil_bench_only --benchmark_filter='PingPong|Handoff'
+#include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "gil/futex.h"
+#include "gil/gil.h"
+
+namespace gillab::gil {
+namespace {
+
+enum class Pin { kSameCore, kTwoCores };
+
+const char* PinName(Pin pin) { return pin == Pin::kSameCore ? "same_core" : "two_cores"; }
+
+// The CPUs this process may use, lowest first.
+std::vector<int> AllowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+void PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+// Pins the calling (benchmark) thread for the scope of one benchmark and says
+// where the partner thread goes.
+class Pinning {
+ public:
+  explicit Pinning(Pin pin) {
+    pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_);
+    const std::vector<int> cpus = AllowedCpus();
+    if (cpus.empty() || (pin == Pin::kTwoCores && cpus.size() < 2)) return;
+    main_cpu_ = cpus[0];
+    partner_cpu_ = pin == Pin::kSameCore ? cpus[0] : cpus[1];
+    PinTo(main_cpu_);
+    ok_ = true;
+  }
+  ~Pinning() { pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_); }
+  bool ok() const { return ok_; }
+  int partner_cpu() const { return partner_cpu_; }
+
+ private:
+  cpu_set_t saved_;
+  bool ok_ = false;
+  int main_cpu_ = 0;
+  int partner_cpu_ = 0;
+};
+
+// The floor's round trip, per pin, from this run. Filled by BM_FutexPingPong
+// or, if it was filtered out, by a short measurement of the same loop.
+std::map<Pin, double>& FloorNs() {
+  static std::map<Pin, double> floor_ns;
+  return floor_ns;
+}
+
+// One ping-pong partner: sleeps on `ping`, answers on `pong`, until stopped.
+class PingPong {
+ public:
+  explicit PingPong(int cpu)
+      : partner_([this, cpu] {
+          PinTo(cpu);
+          for (;;) {
+            ping_.WaitWhile(0, 0);
+            if (ping_.Load() == 2) return;
+            ping_.Set(0);
+            pong_.Set(1);
+            pong_.Wake();
+          }
+        }) {}
+  ~PingPong() {
+    ping_.Set(2);
+    ping_.Wake();
+    partner_.join();
+  }
+  void RoundTrip() {
+    ping_.Set(1);
+    ping_.Wake();
+    pong_.WaitWhile(0, 0);
+    pong_.Set(0);
+  }
+
+ private:
+  FutexWord ping_{0};
+  FutexWord pong_{0};
+  std::thread partner_;
+};
+
+double MeasureFloorNs(Pin pin, int round_trips) {
+  Pinning pinning(pin);
+  if (!pinning.ok()) return 0;
+  PingPong pp(pinning.partner_cpu());
+  for (int i = 0; i < 100; ++i) pp.RoundTrip();
+  const int64_t start_ns = NowNs();
+  for (int i = 0; i < round_trips; ++i) pp.RoundTrip();
+  return static_cast<double>(NowNs() - start_ns) / round_trips;
+}
+
+void BM_FutexPingPong(benchmark::State& state, Pin pin) {
+  Pinning pinning(pin);
+  if (!pinning.ok()) {
+    state.SkipWithError("not enough CPUs for this pinning");
+    return;
+  }
+  PingPong pp(pinning.partner_cpu());
+  for (int i = 0; i < 100; ++i) pp.RoundTrip();
+  const int64_t start_ns = NowNs();
+  for (auto _ : state) pp.RoundTrip();
+  const double per_rt_ns = static_cast<double>(NowNs() - start_ns) / static_cast<double>(state.iterations());
+  FloorNs()[pin] = per_rt_ns;
+  state.counters["floor_ns"] = per_rt_ns;
+}
+
+void BM_UncontendedAcquireRelease(benchmark::State& state, std::string policy) {
+  auto gil = MakeGil(policy);
+  auto me = gil->Attach(Role::kCpu, "bench");
+  for (auto _ : state) {
+    gil->Acquire(*me);
+    gil->Release(*me);
+  }
+}
+
+void BM_HandoffRoundTrip(benchmark::State& state, std::string policy, Pin pin) {
+  Pinning pinning(pin);
+  if (!pinning.ok()) {
+    state.SkipWithError("not enough CPUs for this pinning");
+    return;
+  }
+  auto gil = MakeGil(policy, {.switch_interval_us = 5000});
+  auto a = gil->Attach(Role::kCpu, "a");
+  std::atomic<bool> b_started{false};
+  std::atomic<bool> stop{false};
+  gil->Acquire(*a);
+  std::thread partner([&, cpu = pinning.partner_cpu()] {
+    PinTo(cpu);
+    auto b = gil->Attach(Role::kCpu, "b");
+    gil->Acquire(*b);
+    b_started.store(true);
+    while (!stop.load(std::memory_order_relaxed)) gil->Yield(*b);
+    gil->Release(*b);
+  });
+  // Until b is queued, a Yield may find nobody waiting.
+  const int64_t give_up_ns = NowNs() + 5'000'000'000;
+  while (!b_started.load() && NowNs() < give_up_ns) {
+    gil->Yield(*a);
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  for (int i = 0; i < 100; ++i) gil->Yield(*a);
+  const uint64_t switches_before = gil->lock_stats().switches;  // a holds: stable
+  const int64_t start_ns = NowNs();
+  for (auto _ : state) gil->Yield(*a);  // a -> b -> a
+  const double per_rt_ns = static_cast<double>(NowNs() - start_ns) / static_cast<double>(state.iterations());
+  const uint64_t switches = gil->lock_stats().switches - switches_before;
+  stop.store(true);
+  gil->Release(*a);
+  partner.join();
+
+  if (FloorNs().count(pin) == 0) FloorNs()[pin] = MeasureFloorNs(pin, 20000);
+  const double floor_ns = FloorNs()[pin];
+  state.counters["x_floor"] = floor_ns > 0 ? per_rt_ns / floor_ns : 0;
+  state.counters["switches_per_rt"] = static_cast<double>(switches) / static_cast<double>(state.iterations());
+}
+
+// Registered in this order so that the floor runs before the hand-offs it scales.
+[[maybe_unused]] const bool kRegistered = [] {
+  for (Pin pin : {Pin::kSameCore, Pin::kTwoCores}) {
+    benchmark::RegisterBenchmark((std::string("BM_FutexPingPong/") + PinName(pin)).c_str(), BM_FutexPingPong, pin)
+        ->UseRealTime()
+        ->MinTime(0.3);
+  }
+  for (const std::string& policy : PolicyNames()) {
+    benchmark::RegisterBenchmark(("BM_UncontendedAcquireRelease/" + policy).c_str(),
+                                 BM_UncontendedAcquireRelease, policy)
+        ->MinTime(0.1);
+  }
+  for (Pin pin : {Pin::kSameCore, Pin::kTwoCores}) {
+    for (const std::string& policy : PolicyNames()) {
+      if (policy == "none") continue;  // nothing to hand off
+      benchmark::RegisterBenchmark(("BM_HandoffRoundTrip/" + policy + "/" + PinName(pin)).c_str(),
+                                   BM_HandoffRoundTrip, policy, pin)
+          ->UseRealTime()
+          ->MinTime(0.3);
+    }
+  }
+  return true;
+}();
+
+}  // namespace
+}  // namespace gillab::gil

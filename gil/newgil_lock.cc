@@ -1,0 +1,53 @@
+// newgil_lock.cc — CPython's take_gil / drop_gil; see newgil_lock.h for the notes.
+#include "gil/newgil_lock.h"
+
+#include <chrono>
+
+namespace gillab::gil {
+
+int NewGilLock::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiters_;
+}
+
+void NewGilLock::DoAcquire(ThreadState& t) {
+  std::unique_lock lock(mu_);
+  if (locked_) {
+    const auto interval = std::chrono::microseconds(options().switch_interval_us);
+    waiters_++;
+    while (locked_) {
+      const uint64_t saved_switch_number = switch_number_;
+      const bool timed_out = cond_.wait_for(lock, interval) == std::cv_status::timeout;
+      // Timed out and nobody got the lock meanwhile: time to ask the holder.
+      if (timed_out && locked_ && switch_number_ == saved_switch_number) RequestDrop(t);
+    }
+    waiters_--;
+  }
+  locked_ = true;
+  if (last_holder_index_ != t.index()) {
+    last_holder_index_ = t.index();
+    switch_number_++;
+  }
+  switch_cond_.notify_one();  // forced switching: the dropper may now take it again
+  if (DropRequested()) ClearDrop();
+}
+
+void NewGilLock::Drop(ThreadState& t, bool requested) {
+  std::unique_lock lock(mu_);
+  locked_ = false;
+  cond_.notify_one();
+  if (requested && options().forced_switching && waiters_ > 0) {
+    ClearDrop();
+    // Not switched yet => wait (a waiter is in the loop above and will take it).
+    while (last_holder_index_ == t.index()) switch_cond_.wait(lock);
+  }
+}
+
+void NewGilLock::DoRelease(ThreadState& t) { Drop(t, DropRequested()); }
+
+void NewGilLock::DoYield(ThreadState& t) {
+  Drop(t, /*requested=*/true);
+  DoAcquire(t);
+}
+
+}  // namespace gillab::gil
