@@ -12,9 +12,23 @@
 // context switch, ~3 us on the reference machines) or `two_cores` (one CPU
 // each: each wake-up wakes a sleeping vCPU, ~45 us). The floor and the
 // hand-offs are measured with the same pinning, and every hand-off reports
-//   x_floor         its round trip divided by the floor's (same run, same pin)
-//   switches_per_rt changes of holder per round trip (2 for a real hand-off;
-//                   `mutex` makes no promise, so it may be far below 2)
+//   floor_ns        the ping-pong round trip measured just before and just
+//                   after it (mean of the two), same pins: the machine's load
+//                   changes by the second on a shared 2-core box, so the floor
+//                   is taken next to the figure it scales
+//   x_floor         its round trip divided by floor_ns
+//   switches_per_rt changes of holder per round trip: 2 for a real hand-off.
+//                   `mutex` never promises one, and `newgil` hands off on a
+//                   Yield only when the other thread is already inside its
+//                   wait loop (CPython's forced switching); an unrequested
+//                   Yield otherwise takes the lock straight back. For those
+//                   two the time per iteration is not a hand-off cost.
+//   BM_ForcedSwitchRoundTrip/newgil/<pin> newgil's real hand-off: each thread
+//                   yields only once the other is inside take_gil's wait
+//                   loop, so every Yield is a forced switch (drop, wait on
+//                   switch_cond until the other took it, wait again)
+//   handoff_p50_ns  the lock's own figure (LockStats::handoff_ns): from the
+//                   holder's release/yield to the next holder running
 //
 //   gil_bench_only --benchmark_filter='PingPong|Handoff'
 #include <benchmark/benchmark.h>
@@ -22,12 +36,13 @@
 #include <sched.h>
 
 #include <atomic>
-#include <map>
+#include <vector>
 #include <string>
 #include <thread>
 
 #include "gil/futex.h"
 #include "gil/gil.h"
+#include "gil/newgil_lock.h"
 
 namespace gillab::gil {
 namespace {
@@ -36,14 +51,18 @@ enum class Pin { kSameCore, kTwoCores };
 
 const char* PinName(Pin pin) { return pin == Pin::kSameCore ? "same_core" : "two_cores"; }
 
-// The CPUs this process may use, lowest first.
-std::vector<int> AllowedCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+// The CPUs this process may use, lowest first, as they were before any
+// benchmark pinned the calling thread (so nested pinnings agree).
+const std::vector<int>& AllowedCpus() {
+  static const std::vector<int> cpus = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::vector<int> allowed;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return allowed;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) allowed.push_back(c);
+    return allowed;
+  }();
   return cpus;
 }
 
@@ -60,7 +79,7 @@ class Pinning {
  public:
   explicit Pinning(Pin pin) {
     pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_);
-    const std::vector<int> cpus = AllowedCpus();
+    const std::vector<int>& cpus = AllowedCpus();
     if (cpus.empty() || (pin == Pin::kTwoCores && cpus.size() < 2)) return;
     main_cpu_ = cpus[0];
     partner_cpu_ = pin == Pin::kSameCore ? cpus[0] : cpus[1];
@@ -77,13 +96,6 @@ class Pinning {
   int main_cpu_ = 0;
   int partner_cpu_ = 0;
 };
-
-// The floor's round trip, per pin, from this run. Filled by BM_FutexPingPong
-// or, if it was filtered out, by a short measurement of the same loop.
-std::map<Pin, double>& FloorNs() {
-  static std::map<Pin, double> floor_ns;
-  return floor_ns;
-}
 
 // One ping-pong partner: sleeps on `ping`, answers on `pong`, until stopped.
 class PingPong {
@@ -138,7 +150,6 @@ void BM_FutexPingPong(benchmark::State& state, Pin pin) {
   const int64_t start_ns = NowNs();
   for (auto _ : state) pp.RoundTrip();
   const double per_rt_ns = static_cast<double>(NowNs() - start_ns) / static_cast<double>(state.iterations());
-  FloorNs()[pin] = per_rt_ns;
   state.counters["floor_ns"] = per_rt_ns;
 }
 
@@ -157,6 +168,9 @@ void BM_HandoffRoundTrip(benchmark::State& state, std::string policy, Pin pin) {
     state.SkipWithError("not enough CPUs for this pinning");
     return;
   }
+  // ~50 ms of floor on either side of the measurement.
+  const int floor_round_trips = pin == Pin::kSameCore ? 5000 : 500;
+  const double floor_before_ns = MeasureFloorNs(pin, floor_round_trips);
   auto gil = MakeGil(policy, {.switch_interval_us = 5000});
   auto a = gil->Attach(Role::kCpu, "a");
   std::atomic<bool> b_started{false};
@@ -186,14 +200,59 @@ void BM_HandoffRoundTrip(benchmark::State& state, std::string policy, Pin pin) {
   gil->Release(*a);
   partner.join();
 
-  if (FloorNs().count(pin) == 0) FloorNs()[pin] = MeasureFloorNs(pin, 20000);
-  const double floor_ns = FloorNs()[pin];
+  const double floor_after_ns = MeasureFloorNs(pin, floor_round_trips);
+  const double floor_ns = (floor_before_ns + floor_after_ns) / 2;
+  state.counters["floor_ns"] = floor_ns;
   state.counters["x_floor"] = floor_ns > 0 ? per_rt_ns / floor_ns : 0;
   state.counters["switches_per_rt"] = static_cast<double>(switches) / static_cast<double>(state.iterations());
+  state.counters["handoff_p50_ns"] = static_cast<double>(gil->lock_stats().handoff_ns.Percentile(50));
 }
 
-// Registered in this order so that the floor runs before the hand-offs it scales.
+void BM_ForcedSwitchRoundTrip(benchmark::State& state, Pin pin) {
+  const int floor_round_trips = pin == Pin::kSameCore ? 5000 : 500;
+  const double floor_before_ns = MeasureFloorNs(pin, floor_round_trips);
+  Pinning pinning(pin);
+  if (!pinning.ok()) {
+    state.SkipWithError("not enough CPUs for this pinning");
+    return;
+  }
+  NewGilLock lock({});
+  auto a = lock.Attach(Role::kCpu, "a");
+  std::atomic<bool> stop{false};
+  lock.Acquire(*a);
+  std::thread partner([&, cpu = pinning.partner_cpu()] {
+    PinTo(cpu);
+    auto b = lock.Attach(Role::kCpu, "b");
+    lock.Acquire(*b);
+    while (!stop.load(std::memory_order_relaxed)) {
+      while (lock.waiting() == 0 && !stop.load(std::memory_order_relaxed)) sched_yield();
+      if (!stop.load(std::memory_order_relaxed)) lock.Yield(*b);
+    }
+    lock.Release(*b);
+  });
+  auto round_trip = [&] {
+    while (lock.waiting() == 0) sched_yield();
+    lock.Yield(*a);
+  };
+  for (int i = 0; i < 100; ++i) round_trip();
+  const uint64_t switches_before = lock.lock_stats().switches;
+  const int64_t start_ns = NowNs();
+  for (auto _ : state) round_trip();
+  const double per_rt_ns = static_cast<double>(NowNs() - start_ns) / static_cast<double>(state.iterations());
+  const uint64_t switches = lock.lock_stats().switches - switches_before;
+  stop.store(true);
+  lock.Release(*a);
+  partner.join();
+  const double floor_ns = (floor_before_ns + MeasureFloorNs(pin, floor_round_trips)) / 2;
+  state.counters["floor_ns"] = floor_ns;
+  state.counters["x_floor"] = floor_ns > 0 ? per_rt_ns / floor_ns : 0;
+  state.counters["switches_per_rt"] = static_cast<double>(switches) / static_cast<double>(state.iterations());
+  state.counters["handoff_p50_ns"] = static_cast<double>(lock.lock_stats().handoff_ns.Percentile(50));
+}
+
+// The floor first, then the lock operations, then the hand-offs.
 [[maybe_unused]] const bool kRegistered = [] {
+  AllowedCpus();  // before anything is pinned
   for (Pin pin : {Pin::kSameCore, Pin::kTwoCores}) {
     benchmark::RegisterBenchmark((std::string("BM_FutexPingPong/") + PinName(pin)).c_str(), BM_FutexPingPong, pin)
         ->UseRealTime()
@@ -212,6 +271,10 @@ void BM_HandoffRoundTrip(benchmark::State& state, std::string policy, Pin pin) {
           ->UseRealTime()
           ->MinTime(0.3);
     }
+    benchmark::RegisterBenchmark((std::string("BM_ForcedSwitchRoundTrip/newgil/") + PinName(pin)).c_str(),
+                                 BM_ForcedSwitchRoundTrip, pin)
+        ->UseRealTime()
+        ->MinTime(0.3);
   }
   return true;
 }();

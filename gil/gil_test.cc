@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "gil/error.h"
+#include "gil/newgil_lock.h"
+#include "gil/queued_lock.h"
 #include "gil/test_util.h"
 
 namespace gillab::gil {
@@ -24,6 +26,13 @@ std::vector<std::string> ExclusivePolicies() {
   for (const auto& n : PolicyNames())
     if (n != "none") names.push_back(n);
   return names;
+}
+
+// Threads parked waiting for the lock, for the policies that can tell.
+int Waiting(Gil& gil) {
+  if (auto* q = dynamic_cast<QueuedLock*>(&gil)) return q->waiting();
+  if (auto* n = dynamic_cast<NewGilLock*>(&gil)) return n->waiting();
+  return -1;
 }
 
 std::string ParamName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
@@ -183,6 +192,38 @@ TEST_P(RequestingGil, WaiterDropRequestIsHonouredAtCheckPoint) {
   EXPECT_GE(me->stats().forced_drops, 1u);
   EXPECT_GE(waiter_state->stats().yield_requests, 1u);
   EXPECT_GE(me->handoffs(), 1u);
+}
+
+// I5: a hand-off clears the drop request; a thread still waiting asks again
+// after its interval, so every holder below is asked to drop in its turn.
+TEST_P(RequestingGil, I5WaiterRequestsAgainAfterAHandOff) {
+  auto gil = MakeGil(GetParam(), {.switch_interval_us = 10'000});
+  auto holder = gil->Attach(Role::kCpu, "holder");
+  gil->Acquire(*holder);
+  constexpr int kWaiters = 2;
+  std::atomic<int> asked_while_holding{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.emplace_back([&, i] {
+      auto me = gil->Attach(Role::kCpu, "w" + std::to_string(i));
+      gil->Acquire(*me);
+      // Hold, polling the eval breaker, until somebody still waiting asks again.
+      if (WaitUntil([&] { return gil->DropRequested(); })) asked_while_holding++;
+      gil->Release(*me);
+    });
+  }
+  // Both must be waiting before the first hand-off, or the last holder would
+  // have nobody left to ask it.
+  const bool all_waiting = WaitUntil([&] { return Waiting(*gil) == kWaiters; });
+  EXPECT_TRUE(all_waiting);
+  EXPECT_TRUE(WaitUntil([&] { return gil->DropRequested(); }));
+  gil->Yield(*holder);  // returns once the lock came back to us
+  gil->Release(*holder);
+  for (auto& t : waiters) t.join();
+  // Each waiter held after a hand-off that cleared the request, and was asked
+  // again by the threads still waiting (the other waiter, then the holder).
+  EXPECT_EQ(asked_while_holding.load(), kWaiters);
+  EXPECT_GE(holder->stats().yield_requests, 1u);
 }
 
 TEST(MutexLock, NeverRequestsADrop) {
