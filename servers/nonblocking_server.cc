@@ -90,7 +90,7 @@ class NonblockingServer final : public StreamServer {
       if (fd < 0) {
         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return;
         // Out of descriptors: level-triggered epoll reports the backlog again.
-        fmt::print(stderr, "gillab serve: accept failed: {}\n", std::strerror(errno));
+        BackOffAfterAcceptError(io, errno);
         return;
       }
       SetNoDelay(fd);

@@ -16,6 +16,7 @@
 #include <fmt/core.h>
 
 #include "gil/error.h"
+#include "gil/gil.h"
 
 namespace gillab::servers {
 
@@ -162,11 +163,20 @@ UniqueFd StreamServer::AcceptBlocking(IoThread& io, bool non_blocking) {
     // reset took the connection that poll announced. Running out of
     // descriptors is reported and retried after a pause, never fatal.
     if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-    fmt::print(stderr, "gillab serve: accept failed: {}; retrying\n", std::strerror(errno));
-    BlockingSection released(io);
-    pollfd stop = {.fd = stop_fd(), .events = POLLIN, .revents = 0};
-    ::poll(&stop, 1, 10);
+    BackOffAfterAcceptError(io, errno);
   }
+}
+
+void StreamServer::BackOffAfterAcceptError(IoThread& io, int error) {
+  const int64_t now_ns = gil::NowNs();
+  if (now_ns - last_accept_error_report_ns_ > int64_t{1'000'000'000}) {
+    fmt::print(stderr, "gillab serve: accept failed: {}; retrying\n", std::strerror(error));
+    std::fflush(stderr);
+  }
+  last_accept_error_report_ns_ = now_ns;
+  BlockingSection released(io);
+  pollfd stop = {.fd = stop_fd(), .events = POLLIN, .revents = 0};
+  ::poll(&stop, 1, 10);
 }
 
 std::unique_ptr<Server> MakeStreamServer(const ServerOptions& options, Engine& engine) {

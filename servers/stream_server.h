@@ -76,6 +76,10 @@ class StreamServer : public Server {
   // With the lock released: waits until `fd` is ready for `events` (poll
   // flags) or Stop() is called; returns false on stop. Call inside a BlockingSection.
   bool WaitReady(int fd, short events) const;
+  // After accept failed for lack of resources (EMFILE, ENOBUFS, …): one line
+  // on stderr per run of failures, then a 10 ms pause with the lock released,
+  // so a full descriptor table neither spins the loop nor floods stderr.
+  void BackOffAfterAcceptError(IoThread& io, int error);
   // One line on stderr: "gillab serve: PEER: WHAT; closing connection".
   static void ReportClose(const std::string& peer, const std::string& what);
   // For a closed connection: reports a frame cut short; silent at a frame boundary.
@@ -95,6 +99,7 @@ class StreamServer : public Server {
   UniqueFd stop_fd_;  // eventfd latch, see the header comment
   std::atomic<bool> stopping_{false};
   std::string endpoint_;
+  int64_t last_accept_error_report_ns_ = 0;  // touched by the accepting thread only
 };
 
 // kind is "blocking", "nonblocking" or "threaded"; throws UsageError for a

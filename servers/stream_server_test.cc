@@ -156,7 +156,6 @@ class StreamServerTest : public testing::TestWithParam<Param> {
     EXPECT_EQ(fake_->attached(), fake_->detached()) << "an I/O thread did not detach";
   }
   Engine& engine() { return *owned_engine_; }
-  bool concurrent() const { return GetParam().kind != "blocking"; }
 
   std::unique_ptr<Engine> owned_engine_;
   FakeEngine* fake_ = nullptr;
@@ -282,8 +281,10 @@ TEST_P(StreamServerTest, StopBeforeAnyClientReturnsAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
 
-TEST_P(StreamServerTest, StalledClientDoesNotBlockOthers) {
-  if (!concurrent()) GTEST_SKIP() << "the blocking server serves one client at a time by design";
+// The servers that serve several clients at once (blocking serves one by design).
+class ConcurrentStreamServerTest : public StreamServerTest {};
+
+TEST_P(ConcurrentStreamServerTest, StalledClientDoesNotBlockOthers) {
   RunningServer server(GetParam().kind, engine());
   Client stalled(server);
   stalled.SendRaw(BigEndian32(8) + "half");
@@ -295,8 +296,7 @@ TEST_P(StreamServerTest, StalledClientDoesNotBlockOthers) {
   EXPECT_EQ(stalled.Receive(), "halfdone");
 }
 
-TEST_P(StreamServerTest, InterleavesManyConnections) {
-  if (!concurrent()) GTEST_SKIP() << "the blocking server serves one client at a time by design";
+TEST_P(ConcurrentStreamServerTest, InterleavesManyConnections) {
   RunningServer server(GetParam().kind, engine());
   std::vector<std::unique_ptr<Client>> clients;
   for (int c = 0; c < 16; ++c) clients.push_back(std::make_unique<Client>(server));
@@ -330,16 +330,19 @@ TEST_P(StreamServerTest, ConcurrentClientThreadsAllServed) {
 #define GILLAB_TEST_ENGINES "fake", "native", "toy"
 #endif
 
-std::vector<Param> AllServers(std::vector<std::string> engines) {
+std::vector<Param> ServersWith(std::vector<std::string> kinds, std::vector<std::string> engines) {
   std::vector<Param> params;
-  for (const char* kind : {"blocking", "nonblocking", "threaded"}) {
+  for (const auto& kind : kinds) {
     for (const auto& engine : engines) params.push_back({kind, engine});
   }
   return params;
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest, testing::ValuesIn(AllServers({GILLAB_TEST_ENGINES})),
+INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest,
+                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})),
                          ParamName);
+INSTANTIATE_TEST_SUITE_P(Servers, ConcurrentStreamServerTest,
+                         testing::ValuesIn(ServersWith({"nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})), ParamName);
 
 // ---------------------------------------------------------------------------
 // The lock discipline, with FakeEngine: the test thread holds the lock itself.
@@ -411,6 +414,21 @@ TEST_P(StreamServerLockTest, HandlerFailureClosesThatConnectionOnly) {
 INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest, testing::Values("blocking", "nonblocking", "threaded"));
 
 // ---------------------------------------------------------------------------
+
+TEST(BlockingServer, ServesOneClientAtATime) {
+  FakeEngine engine;
+  RunningServer server("blocking", engine);
+  Client first(server);
+  ASSERT_EQ(first.RoundTrip("first"), "first");
+  Client second(server);  // connected by the kernel, waiting in the listen backlog
+  SetRecvTimeoutMs(second.fd(), 200);
+  second.Send("second");
+  char byte;
+  EXPECT_LT(RecvSome(second.fd(), &byte, 1), 0) << "served while the first client was connected";
+  first.Close();
+  SetRecvTimeoutMs(second.fd(), kClientTimeoutMs);
+  EXPECT_EQ(second.Receive(), "second");
+}
 
 TEST(ThreadedServer, ReapsFinishedConnectionThreads) {
   FakeEngine engine;

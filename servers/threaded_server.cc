@@ -30,21 +30,23 @@ class ThreadedServer final : public StreamServer {
     RequireBound();
     auto io = engine().AttachIo("io-accept");
     uint64_t next_id = 0;
-    while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false)) {
-      ReapFinished();
-      auto worker = std::make_unique<Worker>();
-      Worker* w = worker.get();
-      w->thread = std::thread([this, w, fd = std::move(fd), name = fmt::format("io-{}", next_id++)]() mutable {
-        ServeClient(std::move(fd), std::move(name));
-        w->done.store(true, std::memory_order_release);
-      });
-      workers_.push_back(std::move(worker));
+    try {
+      while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false)) {
+        ReapFinished();
+        auto worker = std::make_unique<Worker>();
+        Worker* w = worker.get();
+        w->thread = std::thread([this, w, fd = std::move(fd), name = fmt::format("io-{}", next_id++)]() mutable {
+          ServeClient(std::move(fd), std::move(name));
+          w->done.store(true, std::memory_order_release);
+        });
+        workers_.push_back(std::move(worker));
+      }
+    } catch (...) {
+      Stop();  // connection threads must not outlive Run, whatever went wrong
+      JoinAll(*io);
+      throw;
     }
-    {
-      BlockingSection released(*io);
-      for (auto& w : workers_) w->thread.join();
-    }
-    workers_.clear();
+    JoinAll(*io);
   }
 
  private:
@@ -61,6 +63,15 @@ class ThreadedServer final : public StreamServer {
     } catch (const std::exception& e) {
       fmt::print(stderr, "gillab serve: connection thread failed: {}\n", e.what());
     }
+  }
+
+  // After Stop(): the remaining threads need the lock to see it and detach.
+  void JoinAll(IoThread& io) {
+    {
+      BlockingSection released(io);
+      for (auto& w : workers_) w->thread.join();
+    }
+    workers_.clear();
   }
 
   void ReapFinished() {
