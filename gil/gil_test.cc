@@ -196,32 +196,36 @@ TEST_P(RequestingGil, WaiterDropRequestIsHonouredAtCheckPoint) {
 
 // I5: a hand-off clears the drop request; a thread still waiting asks again
 // after its interval, so every holder below is asked to drop in its turn.
+// The main thread keeps taking part (yield when asked) until both others
+// have held, so whoever holds always has somebody waiting behind it, whatever
+// order the policy serves in (newgil promises none).
 TEST_P(RequestingGil, I5WaiterRequestsAgainAfterAHandOff) {
   auto gil = MakeGil(GetParam(), {.switch_interval_us = 10'000});
   auto holder = gil->Attach(Role::kCpu, "holder");
   gil->Acquire(*holder);
   constexpr int kWaiters = 2;
+  std::atomic<int> held{0};
   std::atomic<int> asked_while_holding{0};
   std::vector<std::thread> waiters;
   for (int i = 0; i < kWaiters; ++i) {
     waiters.emplace_back([&, i] {
       auto me = gil->Attach(Role::kCpu, "w" + std::to_string(i));
       gil->Acquire(*me);
+      held++;
       // Hold, polling the eval breaker, until somebody still waiting asks again.
       if (WaitUntil([&] { return gil->DropRequested(); })) asked_while_holding++;
       gil->Release(*me);
     });
   }
-  // Both must be waiting before the first hand-off, or the last holder would
-  // have nobody left to ask it.
-  const bool all_waiting = WaitUntil([&] { return Waiting(*gil) == kWaiters; });
-  EXPECT_TRUE(all_waiting);
-  EXPECT_TRUE(WaitUntil([&] { return gil->DropRequested(); }));
-  gil->Yield(*holder);  // returns once the lock came back to us
+  EXPECT_TRUE(WaitUntil([&] { return Waiting(*gil) == kWaiters; }));
+  for (int round = 0; round < 10 && held.load() < kWaiters; ++round) {
+    EXPECT_TRUE(WaitUntil([&] { return gil->DropRequested(); })) << "round " << round;
+    gil->Yield(*holder);
+  }
   gil->Release(*holder);
   for (auto& t : waiters) t.join();
-  // Each waiter held after a hand-off that cleared the request, and was asked
-  // again by the threads still waiting (the other waiter, then the holder).
+  EXPECT_EQ(held.load(), kWaiters);
+  // Each waiter held after a hand-off that cleared the request, and was asked again.
   EXPECT_EQ(asked_while_holding.load(), kWaiters);
   EXPECT_GE(holder->stats().yield_requests, 1u);
 }
