@@ -34,11 +34,16 @@ class Value {
   Value() : v_(int64_t{0}) {}
   static Value Int(int64_t i) { return Value(i); }
   static Value Bytes(std::string b) { return Value(std::make_shared<const std::string>(std::move(b))); }
+  // Shares the bytes instead of copying them (requests in, replies out of the VM).
+  static Value SharedBytes(std::shared_ptr<const std::string> b) {
+    return Value(b ? std::move(b) : std::make_shared<const std::string>());
+  }
 
   bool is_int() const { return std::holds_alternative<int64_t>(v_); }
   bool is_bytes() const { return !is_int(); }
   int64_t as_int() const { return std::get<int64_t>(v_); }               // throws if bytes
   const std::string& as_bytes() const { return *std::get<1>(v_); }        // throws if int
+  const std::shared_ptr<const std::string>& shared_bytes() const { return std::get<1>(v_); }  // throws if int
   // Ints in decimal, bytes as they are: what `gillab vm` prints.
   std::string ToString() const { return is_int() ? std::to_string(as_int()) : as_bytes(); }
   bool operator==(const Value& o) const {
@@ -65,6 +70,10 @@ struct VmOptions {
   bool eval_breaker = true;
   size_t max_stack = 1 << 16;      // values
   size_t max_call_depth = 1 << 10; // frames
+  // 0: unlimited. Otherwise Call() throws VmError once it has run about this
+  // many instructions (counted in blocks of up to 1024): a budget for running
+  // untrusted or fuzzed programs, e.g. in tests.
+  uint64_t max_instructions = 0;
 };
 
 class Vm {
@@ -83,6 +92,10 @@ class Vm {
 
   gil::Gil& gil() { return gil_; }
   gil::ThreadState& thread() { return me_; }
+  // One sample per blocking native (sleep_us): ns from asking for the lock
+  // back after the wait until holding it — the convoy-effect figure. Read it
+  // from the Vm's own thread, or after that thread is done with the Vm.
+  const gil::Histogram& reacquire_wait_ns() const;
 
  private:
   struct Impl;

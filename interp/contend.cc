@@ -1,0 +1,224 @@
+#include "interp/contend.h"
+
+#include <condition_variable>
+#include <exception>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "gil/error.h"
+#include "interp/vm.h"
+
+namespace gillab::interp {
+namespace {
+
+// Lets the orchestrating thread stop cpu VMs that live on other threads,
+// including one that registers only after the stop was decided.
+class StopBoard {
+ public:
+  void Register(Vm* vm) {
+    std::lock_guard lock(mu_);
+    vms_.push_back(vm);
+    if (stopping_) vm->RequestStop();
+  }
+  void Unregister(Vm* vm) {
+    std::lock_guard lock(mu_);
+    std::erase(vms_, vm);
+  }
+  void StopAll() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (Vm* vm : vms_) vm->RequestStop();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Vm*> vms_;
+  bool stopping_ = false;
+};
+
+ContendThread Snapshot(const gil::ThreadState& t) {
+  ContendThread out;
+  out.role = t.role();
+  out.name = t.name();
+  out.lock_priority = t.lock_priority();
+  out.stats = t.stats();
+  out.handoffs = t.handoffs();
+  return out;
+}
+
+int PriorityOf(const ContendOptions& o, gil::Role role) {
+  auto it = o.lock_priority.find(role);
+  return it == o.lock_priority.end() ? 0 : it->second;
+}
+
+double Us(int64_t ns) { return static_cast<double>(ns) / 1e3; }
+
+}  // namespace
+
+ContendResult RunContend(const ContendOptions& options) {
+  if (options.cpu_threads < 0) throw UsageError(fmt::format("--cpu-threads must be >= 0, got {}", options.cpu_threads));
+  if (options.iterations < 1) throw UsageError(fmt::format("--iterations must be >= 1, got {}", options.iterations));
+  if (options.io_sleep_us < 0) throw UsageError(fmt::format("--io-sleep-us must be >= 0, got {}", options.io_sleep_us));
+  if (options.io_work_units < 0) throw UsageError(fmt::format("--io-work-units must be >= 0, got {}", options.io_work_units));
+  auto gil = gil::MakeGil(options.policy, {.switch_interval_us = options.switch_interval_us,
+                                           .check_interval = options.check_interval});
+  auto cpu_program = LoadProgram("cpu_spin");
+  auto io_program = LoadProgram("io_step");
+
+  const auto k = static_cast<size_t>(options.cpu_threads);
+  std::vector<std::unique_ptr<gil::ThreadState>> cpu_states(k);
+  std::vector<int64_t> cpu_counts(k, 0);
+  std::vector<double> cpu_seconds(k, 0);
+  std::vector<std::exception_ptr> errors(k + 1);
+  std::latch cpu_started(static_cast<std::ptrdiff_t>(k));
+  StopBoard board;
+
+  std::vector<std::thread> cpu_threads;
+  for (size_t i = 0; i < k; ++i) {
+    cpu_threads.emplace_back([&, i] {
+      bool counted = false;
+      try {
+        cpu_states[i] = gil->Attach(gil::Role::kCpu, fmt::format("cpu-{}", i), PriorityOf(options, gil::Role::kCpu));
+        Vm vm(cpu_program, *gil, *cpu_states[i]);
+        board.Register(&vm);
+        cpu_started.count_down();
+        counted = true;
+        gil->Acquire(*cpu_states[i]);
+        const int64_t t0 = gil::NowNs();
+        try {
+          cpu_counts[i] = vm.Call("main", {Value::Int(0)}).as_int();
+        } catch (...) {
+          gil->Release(*cpu_states[i]);
+          board.Unregister(&vm);
+          throw;
+        }
+        cpu_seconds[i] = static_cast<double>(gil::NowNs() - t0) / 1e9;
+        gil->Release(*cpu_states[i]);
+        board.Unregister(&vm);
+      } catch (...) {
+        errors[i + 1] = std::current_exception();
+        if (!counted) cpu_started.count_down();
+      }
+    });
+  }
+
+  ContendResult result;
+  result.options = options;
+  std::unique_ptr<gil::ThreadState> io_state;
+  std::thread io_thread([&] {
+    try {
+      cpu_started.wait();
+      io_state = gil->Attach(gil::Role::kIo, "io", PriorityOf(options, gil::Role::kIo));
+      Vm vm(io_program, *gil, *io_state);
+      gil->Acquire(*io_state);
+      const int64_t t0 = gil::NowNs();
+      try {
+        for (int n = 0; n < options.iterations; ++n) {
+          vm.Call("step", {Value::Int(options.io_sleep_us), Value::Int(options.io_work_units)});
+        }
+      } catch (...) {
+        gil->Release(*io_state);
+        throw;
+      }
+      result.seconds = static_cast<double>(gil::NowNs() - t0) / 1e9;
+      gil->Release(*io_state);
+      result.io_wait_ns = vm.reacquire_wait_ns();
+    } catch (...) {
+      errors[0] = std::current_exception();
+    }
+  });
+  io_thread.join();
+  board.StopAll();
+  for (std::thread& t : cpu_threads) t.join();
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+
+  result.lock_switches = gil->lock_stats().switches;
+  result.threads.push_back(Snapshot(*io_state));
+  for (size_t i = 0; i < k; ++i) {
+    ContendThread t = Snapshot(*cpu_states[i]);
+    t.iterations = cpu_counts[i];
+    t.seconds = cpu_seconds[i];
+    if (t.seconds > 0) result.cpu_iterations_per_s += static_cast<double>(t.iterations) / t.seconds;
+    result.threads.push_back(std::move(t));
+  }
+  result.threads[0].seconds = result.seconds;
+  result.threads[0].iterations = options.iterations;
+  return result;
+}
+
+nlohmann::json ToJson(const ContendResult& r) {
+  using nlohmann::json;
+  const gil::Histogram& h = r.io_wait_ns;
+  json threads = json::array();
+  for (const ContendThread& t : r.threads) {
+    threads.push_back({
+        {"role", std::string(gil::RoleName(t.role))},
+        {"name", t.name},
+        {"lock_priority", t.lock_priority},
+        {"acquisitions", t.stats.acquisitions},
+        {"wait_ns", t.stats.wait_ns},
+        {"wait_p50_us", Us(t.stats.wait_hist_ns.Percentile(50))},
+        {"wait_max_us", Us(t.stats.wait_hist_ns.max())},
+        {"hold_ns", t.stats.hold_ns},
+        {"forced_drops", t.stats.forced_drops},
+        {"voluntary_releases", t.stats.voluntary_releases},
+        {"yield_requests", t.stats.yield_requests},
+        {"handoffs", t.handoffs},
+        {"iterations", t.iterations},
+        {"seconds", t.seconds},
+    });
+  }
+  json priorities = json::object();
+  for (const auto& [role, p] : r.options.lock_priority) priorities[std::string(gil::RoleName(role))] = p;
+  return {
+      {"policy", r.options.policy},
+      {"io_wait_us",
+       {{"p50", Us(h.Percentile(50))},
+        {"p90", Us(h.Percentile(90))},
+        {"p99", Us(h.Percentile(99))},
+        {"max", Us(h.max())},
+        {"mean", h.Mean() / 1e3},
+        {"count", h.count()}}},
+      {"cpu_iterations_per_s", r.cpu_iterations_per_s},
+      {"threads", threads},
+      {"lock_switches", r.lock_switches},
+      {"seconds", r.seconds},
+      {"cpu_threads", r.options.cpu_threads},
+      {"io_sleep_us", r.options.io_sleep_us},
+      {"iterations", r.options.iterations},
+      {"io_work_units", r.options.io_work_units},
+      {"switch_interval_us", r.options.switch_interval_us},
+      {"check_interval", r.options.check_interval},
+      {"lock_priority", priorities},
+  };
+}
+
+std::string FormatTable(const ContendResult& r) {
+  const ContendOptions& o = r.options;
+  const gil::Histogram& h = r.io_wait_ns;
+  std::string out = fmt::format(
+      "policy {}, {} cpu thread(s), io: {} x (sleep_us {} + {} work units), switch interval {} us{}\n",
+      o.policy, o.cpu_threads, o.iterations, o.io_sleep_us, o.io_work_units, o.switch_interval_us,
+      o.policy == "mutex" ? fmt::format(", check interval {}", o.check_interval) : "");
+  out += fmt::format("io re-acquire wait (us): p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})\n",
+                     Us(h.Percentile(50)), Us(h.Percentile(90)), Us(h.Percentile(99)), Us(h.max()), h.count());
+  out += fmt::format("cpu iterations/s: {:.4g}   run: {:.3f} s   lock switches: {}\n\n", r.cpu_iterations_per_s,
+                     r.seconds, r.lock_switches);
+  out += fmt::format("{:<8} {:>4} {:>12} {:>11} {:>11} {:>8} {:>9} {:>9} {:>12}\n", "thread", "prio", "acquisitions",
+                     "wait_ms", "hold_ms", "forced", "releases", "handoffs", "iterations");
+  for (const ContendThread& t : r.threads) {
+    out += fmt::format("{:<8} {:>4} {:>12} {:>11.1f} {:>11.1f} {:>8} {:>9} {:>9} {:>12}\n", t.name, t.lock_priority,
+                       t.stats.acquisitions, static_cast<double>(t.stats.wait_ns) / 1e6,
+                       static_cast<double>(t.stats.hold_ns) / 1e6, t.stats.forced_drops, t.stats.voluntary_releases,
+                       t.handoffs, t.iterations);
+  }
+  return out;
+}
+
+}  // namespace gillab::interp

@@ -1,0 +1,48 @@
+// contend_command.cc — `gillab contend`: the io-vs-cpu lock contention demo
+// of contend.h, with a readable table or one JSON object (--json).
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "gil/thread_priority.h"
+#include "interp/commands.h"
+#include "interp/contend.h"
+
+namespace gillab::interp {
+
+void AddContendCommand(CLI::App& app) {
+  struct Flags {
+    ContendOptions options;
+    std::string lock_priority;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  ContendOptions& o = f->options;
+  CLI::App* cmd = app.add_subcommand(
+      "contend", "One io VM thread (sleep_us with the lock released, then a little work) against K cpu_spin threads");
+  cmd->add_option("--policy", o.policy, "Lock policy: mutex, ticket, priority, newgil, none")->capture_default_str();
+  cmd->add_option("--cpu-threads", o.cpu_threads, "K, the number of cpu_spin threads")->capture_default_str();
+  cmd->add_option("--io-sleep-us", o.io_sleep_us, "How long each io step blocks with the lock released")
+      ->capture_default_str();
+  cmd->add_option("--iterations", o.iterations, "io steps to run")->capture_default_str();
+  cmd->add_option("--io-work-units", o.io_work_units, "VM loop iterations under the lock after each sleep")
+      ->capture_default_str();
+  cmd->add_option("--switch-interval-us", o.switch_interval_us, "ticket, priority, newgil: wait before asking for a drop")
+      ->capture_default_str();
+  cmd->add_option("--check-interval", o.check_interval, "mutex: instructions between release/re-acquire")
+      ->capture_default_str();
+  cmd->add_option("--lock-priority", f->lock_priority, "Lock priority per role, e.g. io=1,cpu=0 (policy priority)");
+  cmd->add_flag("--json", f->json, "Print one JSON object instead of the table");
+  cmd->callback([f] {
+    if (!f->lock_priority.empty()) f->options.lock_priority = gil::ParseLockPriorities(f->lock_priority);
+    const ContendResult r = RunContend(f->options);
+    if (f->json) {
+      fmt::print("{}\n", ToJson(r).dump());
+    } else {
+      fmt::print("{}", FormatTable(r));
+    }
+  });
+}
+
+}  // namespace gillab::interp

@@ -1,0 +1,69 @@
+// `gillab contend` as a library: the convoy effect shows up under newgil and
+// goes away with priority (generous bounds: these are smoke tests, the
+// figures themselves belong to results/).
+#include <gtest/gtest.h>
+
+#include "gil/error.h"
+#include "interp/contend.h"
+
+namespace gillab::interp {
+namespace {
+
+TEST(Contend, NewGilIoThreadWaitsAboutOneSwitchInterval) {
+  ContendOptions o;
+  o.policy = "newgil";
+  o.switch_interval_us = 2000;
+  o.io_sleep_us = 10000;  // time for the cpu thread to be scheduled and take the lock back, even on a loaded machine
+  o.iterations = 15;
+  const ContendResult r = RunContend(o);
+  EXPECT_EQ(r.io_wait_ns.count(), 15u);
+  EXPECT_GE(r.io_wait_ns.Percentile(50), 1'000'000) << ToJson(r).dump();
+  EXPECT_GT(r.cpu_iterations_per_s, 0);
+  ASSERT_EQ(r.threads.size(), 2u);
+  EXPECT_GE(r.threads[1].stats.forced_drops, 1u);
+}
+
+TEST(Contend, PriorityIoAboveCpuWaitsFarLessThanTheInterval) {
+  ContendOptions o;
+  o.policy = "priority";
+  o.switch_interval_us = 50000;
+  o.io_sleep_us = 200;
+  o.iterations = 15;
+  o.lock_priority = {{gil::Role::kIo, 1}, {gil::Role::kCpu, 0}};
+  const ContendResult r = RunContend(o);
+  EXPECT_LT(r.io_wait_ns.Percentile(50), 10'000'000);
+}
+
+TEST(Contend, JsonHasTheKeysDesignSection5ReliesOn) {
+  ContendOptions o;
+  o.policy = "none";
+  o.cpu_threads = 2;
+  o.io_sleep_us = 10;
+  o.iterations = 5;
+  const nlohmann::json j = ToJson(RunContend(o));
+  EXPECT_EQ(j["policy"], "none");
+  for (const char* k : {"p50", "p90", "p99", "max"}) EXPECT_TRUE(j["io_wait_us"].contains(k)) << k;
+  EXPECT_GT(j["cpu_iterations_per_s"].get<double>(), 0);
+  ASSERT_EQ(j["threads"].size(), 3u);
+  EXPECT_EQ(j["threads"][0]["role"], "io");
+  EXPECT_EQ(j["threads"][1]["role"], "cpu");
+  for (const char* k : {"acquisitions", "wait_ns", "hold_ns", "forced_drops", "voluntary_releases", "handoffs"}) {
+    EXPECT_TRUE(j["threads"][1].contains(k)) << k;
+  }
+  EXPECT_FALSE(FormatTable(RunContend(o)).empty());
+}
+
+TEST(Contend, BadOptionsAreUsageErrors) {
+  ContendOptions o;
+  o.iterations = 0;
+  EXPECT_THROW(RunContend(o), UsageError);
+  o = {};
+  o.policy = "fifo";
+  EXPECT_THROW(RunContend(o), UsageError);
+  o = {};
+  o.cpu_threads = -1;
+  EXPECT_THROW(RunContend(o), UsageError);
+}
+
+}  // namespace
+}  // namespace gillab::interp

@@ -1,0 +1,125 @@
+// opcodes.h — the toy VM's instruction set: one X-macro list that the enum,
+// the assembler, the verifier, the disassembler and the tests all expand.
+//
+// Instruction format: every instruction is one 64-bit word, so a jump can only
+// land on an instruction boundary and a truncated program can never be decoded
+// half-way through an operand.
+//
+//   63                              32 31              16 15               0
+//  +----------------------------------+------------------+------------------+
+//  |            b (int32)             |     a (uint16)    |    op (uint16)   |
+//  +----------------------------------+------------------+------------------+
+//
+//   a: a local slot, a constant index, a function index or a native index.
+//   b: an immediate integer, or a jump offset relative to the NEXT
+//      instruction (pc := pc + 1 + b, as in Lua's sJ).
+//
+// Notation of the stack effects: `[x y -- z]` pops y (top) then x and pushes z;
+// L[a] is local slot a of the current frame, K[a] constant a of the program,
+// F[a] function a, N[a] native a; n is the callee's parameter count.
+// Integers are int64 and wrap around on overflow (as in Lua); DIV truncates
+// towards zero and MOD takes the sign of the dividend (as in C); DIV or MOD by
+// zero is a VmError. Truth: the int 0 is false, every other int is true; a
+// byte string where an int is expected is a VmError.
+// Check points (where the eval breaker is read, as in CPython 3.11): every
+// jump whose target is at or before itself, CALL, and RET.
+//
+//   X(NAME, "mnemonic", operand kind, pops, pushes, "effect")
+//   pops/pushes are -1 where they depend on the callee's arity (CALL, NATIVE).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace gillab::interp {
+
+// Operand kinds: what the assembler parses after the mnemonic.
+enum class Operand : uint8_t {
+  kNone,      // no operand
+  kInt,       // b: an int32 immediate
+  kConst,     // a: a literal (int64 or "string") put in the constant pool
+  kLocal,     // a: a local, by name or index
+  kLocalInt,  // a: a local, then b: an int32 immediate
+  kLabel,     // b: a label of the same function
+  kFunc,      // a: a function of the program
+  kNative,    // a: a native (natives.h)
+};
+
+#define GILLAB_OPCODES(X)                                                                     \
+  X(NOP, "nop", kNone, 0, 0, "[ -- ]")                                                        \
+  X(PUSH, "push", kInt, 0, 1, "[ -- b ]  (push with a literal beyond int32 assembles to CONST)") \
+  X(CONST, "const", kConst, 0, 1, "[ -- K[a] ]")                                              \
+  X(POP, "pop", kNone, 1, 0, "[ x -- ]")                                                      \
+  X(DUP, "dup", kNone, 1, 2, "[ x -- x x ]")                                                  \
+  X(SWAP, "swap", kNone, 2, 2, "[ x y -- y x ]")                                              \
+  X(OVER, "over", kNone, 2, 3, "[ x y -- x y x ]")                                            \
+  X(LOAD, "load", kLocal, 0, 1, "[ -- L[a] ]")                                                \
+  X(STORE, "store", kLocal, 1, 0, "[ x -- ]  L[a] := x")                                      \
+  X(INC, "inc", kLocalInt, 0, 0, "[ -- ]  L[a] := L[a] + b")                                  \
+  X(ADD, "add", kNone, 2, 1, "[ x y -- x+y ]")                                                \
+  X(SUB, "sub", kNone, 2, 1, "[ x y -- x-y ]")                                                \
+  X(MUL, "mul", kNone, 2, 1, "[ x y -- x*y ]")                                                \
+  X(DIV, "div", kNone, 2, 1, "[ x y -- x/y ]  (y == 0: VmError)")                             \
+  X(MOD, "mod", kNone, 2, 1, "[ x y -- x%y ]  (y == 0: VmError)")                             \
+  X(NEG, "neg", kNone, 1, 1, "[ x -- -x ]")                                                   \
+  X(EQ, "eq", kNone, 2, 1, "[ x y -- x==y ]  (ints or strings; an int never equals a string)") \
+  X(NE, "ne", kNone, 2, 1, "[ x y -- x!=y ]")                                                 \
+  X(LT, "lt", kNone, 2, 1, "[ x y -- x<y ]  (two ints, or two strings bytewise)")             \
+  X(LE, "le", kNone, 2, 1, "[ x y -- x<=y ]")                                                 \
+  X(GT, "gt", kNone, 2, 1, "[ x y -- x>y ]")                                                  \
+  X(GE, "ge", kNone, 2, 1, "[ x y -- x>=y ]")                                                 \
+  X(NOT, "not", kNone, 1, 1, "[ x -- x==0 ]")                                                 \
+  X(JMP, "jmp", kLabel, 0, 0, "[ -- ]  pc += b")                                              \
+  X(JZ, "jz", kLabel, 1, 0, "[ x -- ]  if x == 0: pc += b")                                   \
+  X(JNZ, "jnz", kLabel, 1, 0, "[ x -- ]  if x != 0: pc += b")                                 \
+  X(JEQ, "jeq", kLabel, 2, 0, "[ x y -- ]  if x == y: pc += b")                               \
+  X(JNE, "jne", kLabel, 2, 0, "[ x y -- ]  if x != y: pc += b")                               \
+  X(JLT, "jlt", kLabel, 2, 0, "[ x y -- ]  if x < y: pc += b")                                \
+  X(JLE, "jle", kLabel, 2, 0, "[ x y -- ]  if x <= y: pc += b")                               \
+  X(JGT, "jgt", kLabel, 2, 0, "[ x y -- ]  if x > y: pc += b")                                \
+  X(JGE, "jge", kLabel, 2, 0, "[ x y -- ]  if x >= y: pc += b")                               \
+  X(CALL, "call", kFunc, -1, 1, "[ x1..xn -- F[a](x1..xn) ]")                                 \
+  X(NATIVE, "native", kNative, -1, 1, "[ x1..xn -- N[a](x1..xn) ]")                           \
+  X(RET, "ret", kNone, 1, 0, "[ x -- ]  return x to the caller, dropping the frame")          \
+  X(LEN, "len", kNone, 1, 1, "[ s -- #s ]")                                                   \
+  X(CONCAT, "concat", kNone, 2, 1, "[ s t -- s..t ]")                                         \
+  X(BYTE_AT, "byte_at", kNone, 2, 1, "[ s i -- s[i] ]  (0 <= i < #s, else VmError)")          \
+  X(SLICE, "slice", kNone, 3, 1, "[ s i j -- s[i..j) ]  (0 <= i <= j <= #s, else VmError)")   \
+  X(ITOA, "itoa", kNone, 1, 1, "[ i -- decimal(i) ]")                                         \
+  X(ATOI, "atoi", kNone, 1, 1, "[ s -- int(s) ]  (optional '-' then digits, in int64 range, else VmError)")
+
+enum class Op : uint16_t {
+#define GILLAB_X(name, mnemonic, operand, pops, pushes, doc) name,
+  GILLAB_OPCODES(GILLAB_X)
+#undef GILLAB_X
+};
+
+struct OpInfo {
+  std::string_view mnemonic;
+  Operand operand;
+  int pops;    // -1: the callee's arity
+  int pushes;
+  std::string_view effect;
+};
+
+inline constexpr OpInfo kOpInfo[] = {
+#define GILLAB_X(name, mnemonic, operand, pops, pushes, doc) {mnemonic, Operand::operand, pops, pushes, doc},
+    GILLAB_OPCODES(GILLAB_X)
+#undef GILLAB_X
+};
+inline constexpr int kOpCount = static_cast<int>(sizeof(kOpInfo) / sizeof(kOpInfo[0]));
+
+inline const OpInfo& InfoOf(Op op) { return kOpInfo[static_cast<int>(op)]; }
+inline bool IsJump(Op op) { return InfoOf(op).operand == Operand::kLabel; }
+// Instructions after which control never reaches pc + 1.
+inline bool EndsBlock(Op op) { return op == Op::JMP || op == Op::RET; }
+
+// One instruction (see the diagram above).
+struct Instr {
+  Op op;
+  uint16_t a;
+  int32_t b;
+};
+static_assert(sizeof(Instr) == 8);
+
+}  // namespace gillab::interp
