@@ -96,7 +96,9 @@ void Gil::Release(ThreadState& t) {
 void Gil::Yield(ThreadState& t) {
   BeforeRelease(t, "Yield by a non-holder");
   t.stats_.forced_drops++;
-  const int64_t asked_ns = NowNs();
+  // The wait starts where the hold ended: reuse that clock read (the lock is
+  // still ours at the policy level, so released_at_ns_ is stable here).
+  const int64_t asked_ns = exclusive() ? released_at_ns_ : NowNs();
   DoYield(t);
   AfterAcquire(t, asked_ns);
 }

@@ -124,30 +124,42 @@ void QueuedLock::DoYield(ThreadState& ts) {
 
 void QueuedLock::WaitForGrant(Waiter& w, uint64_t seen_switch) {
   const int64_t interval_ns = options().switch_interval_us * 1000;
-  int64_t deadline_ns = NowNs() + interval_ns;
+  // The first interval is timed relative to now without reading the clock:
+  // most waits end in a grant well within it, and the hand-off is the hot path.
+  bool timed_out = false;
+  uint32_t word = w.word.WaitOnce(kWaiting, interval_ns, &timed_out);
+  int64_t deadline_ns = 0;  // set once the clock has had to be read
   for (;;) {
-    const uint32_t word = w.word.WaitWhile(kWaiting, deadline_ns);
     if (word == kGranted) return;
-    std::unique_lock lock(mu_);
-    if (!w.queued) {
-      // Already handed the lock; the releaser stores kGranted right after mu_.
-      lock.unlock();
-      while (w.word.WaitWhile(kWaiting, 0) != kGranted) {
-        w.word.CompareExchange(kRecheck, kWaiting);  // cannot happen once dequeued; be safe
+    if (word == kWaiting && !timed_out) {
+      // A spurious wake-up in the first interval: go on against the clock
+      // (this restarts the interval, which only delays a request).
+      if (deadline_ns == 0) deadline_ns = NowNs() + interval_ns;
+    } else {
+      std::unique_lock lock(mu_);
+      if (!w.queued) {
+        // Already handed the lock; the releaser stores kGranted right after mu_.
+        lock.unlock();
+        while (w.word.WaitWhile(kWaiting, 0) != kGranted) {
+          w.word.CompareExchange(kRecheck, kWaiting);  // a recheck raced with the grant
+        }
+        return;
       }
-      return;
+      if (w.word.CompareExchange(kRecheck, kWaiting)) {
+        // The owner lowered its priority below ours: ask at once.
+        if (w.rank > owner_rank_) RequestDrop(w);
+        if (deadline_ns == 0) deadline_ns = NowNs() + interval_ns;  // keep (about) the interval
+      } else {
+        // The interval ran out. Ask only if nothing was handed over meanwhile
+        // (the new owner deserves its own full interval) and only if we may
+        // run before the owner: a lower-ranked waiter has no claim on the lock.
+        if (switch_number_ == seen_switch && w.rank >= owner_rank_) RequestDrop(w);
+        seen_switch = switch_number_;
+        deadline_ns = NowNs() + interval_ns;
+      }
     }
-    if (w.word.CompareExchange(kRecheck, kWaiting)) {
-      // The owner lowered its priority below ours: ask at once.
-      if (w.rank > owner_rank_) RequestDrop(w);
-      continue;  // keep the current deadline
-    }
-    // The interval ran out. Ask only if nothing was handed over meanwhile
-    // (the new owner deserves its own full interval) and only if we may run
-    // before the owner: a lower-ranked waiter has no claim on the lock.
-    if (switch_number_ == seen_switch && w.rank >= owner_rank_) RequestDrop(w);
-    seen_switch = switch_number_;
-    deadline_ns = NowNs() + interval_ns;
+    word = w.word.WaitWhile(kWaiting, deadline_ns);
+    timed_out = word == kWaiting;
   }
 }
 
