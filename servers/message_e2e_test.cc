@@ -1,1 +1,390 @@
-// message_e2e_test.cc — placeholder until the e2e tests land.
+// message_e2e_test.cc — end to end through the real binary: `gillab serve`
+// for zmq and multiprocessing x {native, toy}, driven by the load client's
+// connections and by `gillab load`; and `gillab load` against each stream
+// server kind. Every child is reaped; every wait is bounded.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "servers/client_connection.h"
+#include "servers/mq_protocol.h"
+
+extern char** environ;
+
+namespace gillab::servers {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+fs::path ScratchDir() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / fmt::format("gillab_message_e2e_{}", getpid());
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A child process: stdout to a pipe we read, stderr to a file.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& args) {
+    static int counter = 0;
+    stderr_path_ = ScratchDir() / fmt::format("stderr-{}.txt", ++counter);
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    out_ = out[0];
+    if (rc != 0) throw std::runtime_error("posix_spawn failed");
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(out_);
+  }
+  // One line of stdout, or "" after timeout/EOF.
+  std::string ReadLine(int timeout_ms = 20000) {
+    const auto give_up = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      if (const size_t nl = buffer_.find('\n'); nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(give_up - Clock::now()).count());
+      if (left <= 0) return "";
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, left) <= 0) return "";
+      char chunk[4096];
+      const ssize_t n = read(out_, chunk, sizeof chunk);
+      if (n <= 0) return "";
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  // Everything until EOF (the child exited or closed stdout), bounded by the timeout.
+  std::string ReadAll(int timeout_ms = 60000) {
+    const auto give_up = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(give_up - Clock::now()).count());
+      pollfd p{out_, POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, left) <= 0) break;
+      char chunk[4096];
+      const ssize_t n = read(out_, chunk, sizeof chunk);
+      if (n <= 0) break;
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+    return std::exchange(buffer_, std::string());
+  }
+  void Signal(int signal) { kill(pid_, signal); }
+  // Exit status (or 128+signal); -1 if it did not end within the timeout.
+  int Wait(int timeout_ms = 60000) {
+    const auto give_up = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    int status = 0;
+    while (Clock::now() < give_up) {
+      const pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return -1;
+  }
+  std::string Stderr() const { return ReadFile(stderr_path_); }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buffer_;
+  fs::path stderr_path_;
+};
+
+std::string MqName(std::string_view what) {
+  static int counter = 0;
+  return fmt::format("gillab-e2e-{}-{}-{}", what, getpid(), ++counter);
+}
+
+// `gillab serve` with its endpoint once it prints "listening ENDPOINT".
+struct Serve {
+  std::unique_ptr<Child> child;
+  std::string endpoint;
+
+  Serve(const std::string& kind, const std::string& engine, const std::string& endpoint_arg,
+        std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {GILLAB_BINARY, "serve", "--server", kind, "--engine", engine,
+                                     "--endpoint", endpoint_arg};
+    args.insert(args.end(), extra.begin(), extra.end());
+    child = std::make_unique<Child>(args);
+    const std::string line = child->ReadLine();
+    if (line.starts_with("listening ")) endpoint = line.substr(10);
+  }
+  // SIGTERM, then the exit status; `stats` gets the JSON line.
+  int Stop(nlohmann::json* stats = nullptr) {
+    child->Signal(SIGTERM);
+    const std::string rest = child->ReadAll();
+    const int status = child->Wait();
+    if (stats != nullptr) {
+      std::istringstream lines(rest);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with("{")) *stats = nlohmann::json::parse(line, nullptr, false);
+      }
+    }
+    return status;
+  }
+};
+
+std::string Pattern(size_t n, int seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 167 + seed * 13 + (i >> 11)) & 0xff);
+  return s;
+}
+
+struct Case {
+  std::string kind;    // zmq | multiprocessing
+  std::string engine;  // native | toy
+};
+
+class MessageE2e : public ::testing::TestWithParam<Case> {
+ protected:
+  std::string BindEndpoint() {
+    return GetParam().kind == "zmq" ? "tcp://127.0.0.1:0" : "ipc://" + MqName(GetParam().engine);
+  }
+};
+
+TEST_P(MessageE2e, EchoesEveryPayloadSizeAndShutsDownCleanly) {
+  Serve serve(GetParam().kind, GetParam().engine, BindEndpoint());
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  {
+    auto client = ConnectClient(GetParam().kind, serve.endpoint, 20000);
+    std::string reply;
+    int seed = 0;
+    for (size_t n : {size_t{0}, size_t{1}, size_t{64}, size_t{64} << 10, size_t{1} << 20}) {
+      const std::string request = Pattern(n, ++seed);
+      client->Exchange(request, reply);
+      EXPECT_EQ(reply.size(), n);
+      EXPECT_TRUE(reply == request) << n << " bytes";
+    }
+  }
+  nlohmann::json stats;
+  EXPECT_EQ(serve.Stop(&stats), 0) << serve.child->Stderr();
+  ASSERT_TRUE(stats.is_object()) << "no stats JSON on stdout";
+  EXPECT_TRUE(stats.contains("threads"));
+  if (GetParam().kind == "multiprocessing") {
+    EXPECT_TRUE(ListMqQueues(ParseIpcName(serve.endpoint)).empty());
+  }
+}
+
+TEST_P(MessageE2e, GillabLoadRunsManyRequestsOverSeveralConnections) {
+  Serve serve(GetParam().kind, GetParam().engine, BindEndpoint());
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  const std::string json = (ScratchDir() / fmt::format("load-{}-{}.json", GetParam().kind, GetParam().engine)).string();
+  Child load({GILLAB_BINARY, "load", "--endpoint", serve.endpoint, "--server", GetParam().kind, "--requests",
+              "2000", "--message-bytes", "200", "--connections", "3", "--warmup", "30", "--json", json});
+  const std::string out = load.ReadAll();
+  ASSERT_EQ(load.Wait(), 0) << out << load.Stderr();
+  const auto j = nlohmann::json::parse(ReadFile(json));
+  EXPECT_EQ(j["requests"].get<int64_t>(), 2000);
+  EXPECT_EQ(j["errors"].get<int64_t>(), 0);
+  EXPECT_GT(j["latency_us"]["p50"].get<double>(), 0);
+  EXPECT_NE(out.find("req/s"), std::string::npos) << out;
+  EXPECT_EQ(serve.Stop(), 0) << serve.child->Stderr();
+}
+
+TEST_P(MessageE2e, OversizedMessageIsAnErrorAndTheServerServesTheNextClient) {
+  Serve serve(GetParam().kind, GetParam().engine, BindEndpoint(), {"--max-message-bytes", "1000"});
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  std::string reply;
+  auto big = ConnectClient(GetParam().kind, serve.endpoint, 20000);
+  if (GetParam().kind == "zmq") {
+    big->Exchange(std::string(5000, 'x'), reply);
+    EXPECT_TRUE(reply.starts_with("error:")) << reply;
+  } else {
+    // The queue itself holds at most max_message_bytes: the client is refused.
+    EXPECT_THROW(big->Exchange(std::string(5000, 'x'), reply), std::runtime_error);
+  }
+  auto good = ConnectClient(GetParam().kind, serve.endpoint, 20000);
+  good->Exchange(std::string(1000, 'y'), reply);
+  EXPECT_EQ(reply, std::string(1000, 'y'));
+  big.reset();
+  good.reset();
+  EXPECT_EQ(serve.Stop(), 0);
+  if (GetParam().kind == "zmq") {
+    const std::string log = serve.child->Stderr();
+    EXPECT_NE(log.find("5000 bytes"), std::string::npos) << log;
+    EXPECT_NE(log.find("1000"), std::string::npos) << log;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ServersAndEngines, MessageE2e,
+                         ::testing::Values(Case{"zmq", "native"}, Case{"zmq", "toy"},
+                                           Case{"multiprocessing", "native"}, Case{"multiprocessing", "toy"}),
+                         [](const auto& info) { return info.param.kind + "_" + info.param.engine; });
+
+TEST(ZmqE2e, MalformedMultipartDoesNotTakeTheServerDown) {
+  Serve serve("zmq", "toy", "tcp://127.0.0.1:0");
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  {
+    zmq::context_t context;
+    zmq::socket_t dealer(context, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.connect(serve.endpoint);
+    dealer.set(zmq::sockopt::rcvtimeo, 20000);
+    std::vector<zmq::const_buffer> bad = {zmq::str_buffer("x"), zmq::str_buffer("y"), zmq::str_buffer("z")};
+    ASSERT_TRUE(zmq::send_multipart(dealer, bad));
+    // Answered in order, so once this reply is back the bad message was handled.
+    std::vector<zmq::const_buffer> good = {zmq::str_buffer(""), zmq::str_buffer("ok")};
+    ASSERT_TRUE(zmq::send_multipart(dealer, good));
+    std::vector<zmq::message_t> reply;
+    ASSERT_TRUE(zmq::recv_multipart(dealer, std::back_inserter(reply)));
+    ASSERT_EQ(reply.size(), 2u);
+    EXPECT_EQ(reply[1].to_string(), "ok");
+  }
+  auto client = ConnectClient("zmq", serve.endpoint, 20000);
+  std::string reply;
+  client->Exchange("after garbage", reply);
+  EXPECT_EQ(reply, "after garbage");
+  client.reset();
+  EXPECT_EQ(serve.Stop(), 0);
+  EXPECT_NE(serve.child->Stderr().find("malformed"), std::string::npos) << serve.child->Stderr();
+}
+
+TEST(MqE2e, ServeAfterKill9AndOverAStaleQueueWorks) {
+  const std::string name = MqName("kill");
+  {
+    Serve first("multiprocessing", "native", "ipc://" + name);
+    ASSERT_FALSE(first.endpoint.empty()) << first.child->Stderr();
+    auto client = ConnectClient("multiprocessing", first.endpoint, 20000);
+    std::string reply;
+    client->Exchange("x", reply);
+    first.child->Signal(SIGKILL);
+    EXPECT_EQ(first.child->Wait(), 128 + SIGKILL);
+  }
+  EXPECT_FALSE(ListMqQueues(name).empty());  // what kill -9 leaves behind
+  {
+    namespace bip = boost::interprocess;
+    bip::message_queue(bip::create_only, RequestQueueName(name, "999-9").c_str(), 2, 16);  // and one by hand
+  }
+  Serve second("multiprocessing", "native", "ipc://" + name);
+  ASSERT_EQ(second.endpoint, "ipc://" + name) << second.child->Stderr();
+  EXPECT_EQ(ListMqQueues(name), std::vector<std::string>{name + ".ctl"});
+  {
+    auto client = ConnectClient("multiprocessing", second.endpoint, 20000);
+    std::string reply;
+    client->Exchange("second run", reply);
+    EXPECT_EQ(reply, "second run");
+  }
+  EXPECT_EQ(second.Stop(), 0);
+  EXPECT_NE(second.child->Stderr().find("stale"), std::string::npos) << second.child->Stderr();
+  EXPECT_TRUE(ListMqQueues(name).empty());
+}
+
+TEST(MqE2e, LoadClientKilledMidRunDoesNotWedgeTheServer) {
+  Serve serve("multiprocessing", "toy", "ipc://" + MqName("victim"));
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  {
+    Child load({GILLAB_BINARY, "load", "--endpoint", serve.endpoint, "--requests", "100000000",
+                "--message-bytes", "64", "--connections", "2"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    load.Signal(SIGKILL);
+    EXPECT_EQ(load.Wait(), 128 + SIGKILL);
+  }
+  Child load({GILLAB_BINARY, "load", "--endpoint", serve.endpoint, "--requests", "200", "--message-bytes", "64"});
+  const std::string out = load.ReadAll();
+  EXPECT_EQ(load.Wait(), 0) << out << load.Stderr();
+  // The dead client's connections are freed within a poll interval or two.
+  const std::string name = ParseIpcName(serve.endpoint);
+  const auto give_up = Clock::now() + std::chrono::seconds(5);
+  while (ListMqQueues(name).size() > 1 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(ListMqQueues(name).size(), 1u);
+  EXPECT_EQ(serve.Stop(), 0);
+  EXPECT_TRUE(ListMqQueues(name).empty());
+}
+
+class StreamLoadE2e : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StreamLoadE2e, GillabLoadDrivesTheStreamServer) {
+  Serve serve(GetParam(), "native", "tcp://127.0.0.1:0");
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  const std::string connections = GetParam() == "blocking" ? "1" : "3";
+  Child load({GILLAB_BINARY, "load", "--endpoint", serve.endpoint, "--server", GetParam(), "--requests", "1000",
+              "--message-bytes", "100", "--connections", connections, "--rate", "20000"});
+  const std::string out = load.ReadAll();
+  EXPECT_EQ(load.Wait(), 0) << out << load.Stderr();
+  EXPECT_NE(out.find("requests 1000  errors 0"), std::string::npos) << out;
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, StreamLoadE2e, ::testing::Values("blocking", "nonblocking", "threaded"));
+
+TEST(LoadE2e, WrongRepliesMakeANonZeroExitAfterTheSummary) {
+  // primes answers a count, not an echo: with --expect echo every reply is wrong.
+  Serve serve("zmq", "native", "tcp://127.0.0.1:0", {"--handler", "primes"});
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  Child load({GILLAB_BINARY, "load", "--endpoint", serve.endpoint, "--server", "zmq", "--requests", "20",
+              "--message-bytes", "4"});
+  const std::string out = load.ReadAll();
+  EXPECT_EQ(load.Wait(), 1);
+  EXPECT_NE(out.find("errors 20"), std::string::npos) << out;
+  EXPECT_NE(load.Stderr().find("wrong reply"), std::string::npos) << load.Stderr();
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+TEST(LoadE2e, BadUsageExitsWithStatusTwo) {
+  for (std::vector<std::string> args : {
+           std::vector<std::string>{"--endpoint", "tcp://127.0.0.1:0", "--requests", "1", "--message-bytes", "1"},
+           std::vector<std::string>{"--endpoint", "ipc://x", "--requests", "1", "--message-bytes", "1", "--server",
+                                    "blocking"},
+           std::vector<std::string>{"--endpoint", "tcp://127.0.0.1:9", "--requests", "1", "--message-bytes", "1",
+                                    "--think-us", "5", "--rate", "10"},
+           std::vector<std::string>{"--endpoint", "tcp://127.0.0.1:9", "--requests", "1"},
+       }) {
+    args.insert(args.begin(), {GILLAB_BINARY, "load"});
+    Child load(args);
+    load.ReadAll();
+    EXPECT_EQ(load.Wait(), 2) << args[3];
+    const std::string log = load.Stderr();
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+  }
+}
+
+}  // namespace
+}  // namespace gillab::servers
