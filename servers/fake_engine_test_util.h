@@ -1,4 +1,4 @@
-// fake_engine_test_util.h — a test Engine whose "GIL" is a plain timed mutex
+// fake_engine_test_util.h — a test Engine whose "GIL" is a plain mutex
 // the test can take itself, and which checks the server's lock discipline.
 //
 // Handle called without the lock, a BlockingSection opened without holding
@@ -34,7 +34,7 @@ class FakeEngine final : public Engine {
   void StopCpuThreads() override {}
   nlohmann::json Stats() const override { return {{"engine", "fake"}, {"threads", nlohmann::json::array()}}; }
 
-  std::timed_mutex& gil() { return gil_; }
+  std::mutex& gil() { return gil_; }
   uint64_t attached() const { return attached_.load(); }
   uint64_t detached() const { return detached_.load(); }
   uint64_t handled() const { return handled_.load(); }
@@ -75,7 +75,7 @@ class FakeEngine final : public Engine {
     uint64_t sections_ = 0;
   };
 
-  std::timed_mutex gil_;
+  std::mutex gil_;  // plain mutex: TSan does not model timed_mutex's clocklock
   std::atomic<uint64_t> attached_{0}, detached_{0}, handled_{0}, blocking_sections_{0}, violations_{0};
 };
 
