@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command that already reported its failure (e.g. `run` interrupted: 130)
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "gillab: error: {}\n", e.what());
     return 2;

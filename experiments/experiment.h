@@ -1,0 +1,119 @@
+// experiment.h — an experiment file (design §6): fixed settings plus a sweep.
+//
+// An experiment is a TOML file:
+//
+//   name = "convoy"                      # defaults to the file's stem
+//   description = "what it shows"
+//   repetitions = 3                      # runs per point
+//   warmup = 50                          # requests per run the client discards
+//   warmup_runs = 1                      # whole runs of the first point, discarded
+//   [settings]                           # any serve/load/runner setting (SettingSpecs())
+//   server = "blocking"
+//   think_us = 100
+//   [sweep]                              # axes; their cartesian product is run
+//   cpu_threads = [0, 1]
+//   variant = [{ engine = "native" },    # a "variant" bundles several settings,
+//              { label = "toy newgil", engine = "toy", policy = "newgil" }]
+//
+// Resolution: defaults <- [settings] <- sweep axis value / variant bundle <-
+// `-s key=value` overrides. An override of a swept key with one value removes
+// the axis; with a TOML array it replaces the axis values; `-s variant=LABEL`
+// (or an array of labels) keeps those variants. Axes vary in file order, the
+// last fastest. Every value is validated when the file is loaded; errors are
+// UsageErrors naming FILE:LINE and the key ("x.toml:12: unknown key
+// 'cpu_thread' (did you mean 'cpu_threads'?)").
+//
+// Settings are kept as canonical text (ints in decimal, priorities as
+// "io=1,cpu=0"), the form they take on a command line and in runs.csv.
+//
+//   Experiment e = LoadExperiment("experiments/convoy.toml", {"requests=200"});
+//   for (const Point& p : e.Points()) RunPoint(p);
+//   WriteFile(dir + "/experiment.toml", e.ToToml());
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gillab::experiments {
+
+enum class SettingType { kInt, kDouble, kBool, kString, kPriorities };
+// Who consumes a setting: `gillab serve`, `gillab load`, or the runner itself.
+enum class SettingTarget { kServe, kLoad, kRunner };
+
+struct SettingSpec {
+  std::string_view name;
+  SettingType type;
+  SettingTarget target;
+  std::string_view default_value;  // canonical text
+  std::string_view help;
+  double min_value = 0;  // numeric settings: the smallest valid value
+};
+
+// Every setting an experiment may name, in the order runs.csv lists them.
+const std::vector<SettingSpec>& SettingSpecs();
+const SettingSpec* FindSetting(std::string_view name);
+
+// The engines `gillab serve --engine` accepts.
+const std::vector<std::string>& EngineNames();
+
+using Settings = std::map<std::string, std::string>;  // name -> canonical text
+
+struct Variant {
+  std::string label;
+  std::vector<std::pair<std::string, std::string>> settings;  // in file order
+};
+
+struct Axis {
+  std::string key;                  // a setting name, or "variant"
+  std::vector<std::string> values;  // canonical text (for "variant": the labels)
+  std::vector<Variant> variants;    // only for "variant"
+};
+
+// One point of the sweep: every setting resolved.
+struct Point {
+  int id = 0;  // position in Points(), stable for a given resolved experiment
+  Settings settings;
+  std::string variant;                                     // label, or empty
+  std::vector<std::pair<std::string, std::string>> swept;  // axis -> value, in axis order
+  std::string Describe() const;                            // "server=blocking variant=native"
+};
+
+struct Experiment {
+  std::string path;  // the file it came from (for messages and the resolved copy)
+  std::string name;
+  std::string description;
+  int repetitions = 3;
+  int64_t warmup = 0;   // requests per run discarded by the client
+  int warmup_runs = 1;  // runs of the first point before measuring, discarded
+  Settings settings;    // fixed settings, every one resolved (defaults included)
+  std::vector<Axis> axes;
+  std::vector<std::string> overrides;  // the -s arguments applied, for the record
+
+  std::vector<Point> Points() const;
+  int64_t RunCount() const { return static_cast<int64_t>(Points().size()) * repetitions; }
+  // The resolved experiment as TOML; loading it again gives the same points in the same order.
+  std::string ToToml() const;
+  // A human-readable account for --dry-run.
+  std::string Describe() const;
+};
+
+// Both throw UsageError naming the file (or the -s argument), the line and the key.
+Experiment LoadExperiment(const std::string& path, const std::vector<std::string>& overrides = {});
+Experiment ParseExperiment(std::string_view text, const std::string& path,
+                           const std::vector<std::string>& overrides = {});
+
+// Typed access to canonical text (throws UsageError on malformed text).
+int64_t SettingInt(const Settings& settings, const std::string& name);
+double SettingDouble(const Settings& settings, const std::string& name);
+bool SettingBool(const Settings& settings, const std::string& name);
+
+// "0-1,3" -> {0, 1, 3}; "" -> {}. Throws UsageError.
+std::vector<int> ParseCpuList(std::string_view text);
+
+// The closest name within a small edit distance, or "" (for "did you mean").
+std::string NearestName(std::string_view name, const std::vector<std::string>& candidates);
+
+}  // namespace gillab::experiments

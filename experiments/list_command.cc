@@ -1,0 +1,85 @@
+// list_command.cc — `gillab list`: what can be named in a command or an experiment file.
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <toml++/toml.h>
+
+#include "experiments/commands.h"
+#include "experiments/experiment.h"
+#include "experiments/sysinfo.h"
+#include "gil/gil.h"
+#include "interp/vm.h"
+#include "servers/server.h"
+
+namespace gillab::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string_view EngineSummary(std::string_view engine) {
+  if (engine == "native") return "handler in C++, no lock: the \"C + 0mq\" control";
+  if (engine == "toy") return "handler and CPU threads on the toy VM under the chosen lock policy";
+  if (engine == "cpython") return "handler and CPU threads in embedded CPython 3.11 under its real GIL";
+  return "";
+}
+
+std::string_view ServerSummary(std::string_view server) {
+  if (server == "zmq") return "ZeroMQ REQ/REP (or ROUTER) over tcp://";
+  if (server == "multiprocessing") return "separate processes over Boost.Interprocess message queues (ipc://NAME)";
+  if (server == "blocking") return "one thread, blocking sockets, one connection at a time";
+  if (server == "nonblocking") return "one I/O thread, epoll, non-blocking sockets, many connections";
+  if (server == "threaded") return "one thread per connection, all sharing the engine's lock";
+  return "";
+}
+
+std::vector<fs::path> Sorted(const fs::path& dir, const std::string& extension) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.is_regular_file() && entry.path().extension() == extension) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string FirstSentence(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  size_t end = text.find(". ");
+  if (end != std::string::npos) text.resize(end + 1);
+  return text.size() > 110 ? text.substr(0, 107) + "..." : text;
+}
+
+}  // namespace
+
+void AddListCommand(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("list", "List policies, servers, engines, shipped programs and experiments");
+  cmd->callback([] {
+    fmt::print("policies (--policy):\n");
+    for (const auto& name : gil::PolicyNames()) fmt::print("  {:<16} {}\n", name, gil::PolicySummary(name));
+    fmt::print("servers (--server):\n");
+    for (const auto& name : servers::ServerKinds()) fmt::print("  {:<16} {}\n", name, ServerSummary(name));
+    fmt::print("engines (--engine):\n");
+    for (const auto& name : EngineNames()) fmt::print("  {:<16} {}\n", name, EngineSummary(name));
+    fmt::print("programs (--handler, gillab vm) in {}:\n", interp::ProgramsDir());
+    for (const auto& file : Sorted(interp::ProgramsDir(), ".gasm")) fmt::print("  {}\n", file.stem().string());
+    fs::path experiments = fs::path(SourceDir()) / "experiments";
+    fmt::print("experiments (gillab run FILE) in {}:\n", experiments.string());
+    for (const auto& file : Sorted(experiments, ".toml")) {
+      std::string description;
+      try {
+        description = toml::parse_file(file.string())["description"].value_or(std::string());
+      } catch (const std::exception& e) {
+        description = "(does not parse)";
+      }
+      fmt::print("  {:<24} {}\n", file.filename().string(), FirstSentence(description));
+    }
+    fmt::print("settings (experiment [settings]/[sweep], gillab run -s KEY=VALUE):\n");
+    for (const auto& spec : SettingSpecs())
+      fmt::print("  {:<20} {:<10} {}\n", spec.name, spec.default_value.empty() ? "\"\"" : spec.default_value, spec.help);
+  });
+}
+
+}  // namespace gillab::experiments

@@ -1,0 +1,447 @@
+// runner.cc — spawning serve/load per run, timeouts, resume, progress and ETA.
+#include "experiments/runner.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "experiments/child_process.h"
+#include "experiments/report.h"
+#include "experiments/results.h"
+#include "experiments/sysinfo.h"
+#include "gil/error.h"
+
+namespace gillab::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int64_t kNsPerS = 1'000'000'000;
+constexpr double kStartupTimeoutS = 30;   // cpython engine start-up included
+constexpr double kShutdownTimeoutS = 10;
+
+std::string UtcStamp(const char* format) {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, format, &tm);
+  return buffer;
+}
+
+int64_t Deadline(double seconds) { return MonotonicNs() + static_cast<int64_t>(seconds * 1e9); }
+
+std::optional<std::string> ListeningEndpoint(const std::string& out) {
+  size_t at = out.find("listening ");
+  if (at == std::string::npos) return std::nullopt;
+  size_t end = out.find('\n', at);
+  if (end == std::string::npos) return std::nullopt;
+  std::string endpoint = out.substr(at + 10, end - at - 10);
+  while (!endpoint.empty() && (endpoint.back() == '\r' || endpoint.back() == ' ')) endpoint.pop_back();
+  return endpoint;
+}
+
+// The serve exit JSON: everything after the `listening` line.
+json ServeJson(const std::string& out) {
+  size_t at = out.find("listening ");
+  size_t start = out.find('{', at == std::string::npos ? 0 : at);
+  if (start == std::string::npos) return json();
+  size_t end = out.rfind('}');
+  if (end == std::string::npos || end < start) return json();
+  json parsed = json::parse(out.substr(start, end - start + 1), nullptr, /*allow_exceptions=*/false);
+  return parsed.is_discarded() ? json() : parsed;
+}
+
+struct Outcome {
+  bool ok = false;
+  bool fatal = false;        // a usage error: every other run would fail the same way
+  bool interrupted = false;
+  std::string error;
+  json load, serve;
+  RunTiming timing;
+};
+
+// One run, start to finish; never leaves a child behind.
+Outcome RunOnce(const Point& point, const std::string& bin, const std::string& load_json_path,
+                const std::string& trace_path, int64_t warmup_requests, int run_number) {
+  Outcome o;
+  o.timing.started_utc = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
+  int64_t start_ns = MonotonicNs();
+  const Settings& s = point.settings;
+  std::string endpoint = s.at("server") == "multiprocessing"
+                             ? fmt::format("ipc://gillab-{}-{}", getpid(), run_number)
+                             : "tcp://127.0.0.1:0";
+  std::error_code ec;
+  fs::remove(load_json_path, ec);
+
+  ChildProcess serve({.argv = ServeArgs(point, bin, endpoint, trace_path), .cpus = ParseCpuList(s.at("server_cpus"))});
+  // Whatever path leaves this function, the server gets SIGTERM first (so it
+  // removes its shared-memory queues) and is reaped.
+  struct StopAtExit {
+    ChildProcess& child;
+    ~StopAtExit() { child.Stop(2.0); }
+  } stop_serve{serve};
+  auto fail = [&](ChildProcess& who, const std::string& what) {
+    o.error = what;
+    std::string tail = who.ErrTail();
+    if (!tail.empty()) o.error += ": " + tail;
+    o.fatal = who.exited() && who.exit_code() == 2;
+    return o;
+  };
+  std::optional<std::string> listening;
+  bool ready = WaitFor({&serve}, Deadline(kStartupTimeoutS),
+                       [&] { return (listening = ListeningEndpoint(serve.out())).has_value() || serve.exited(); });
+  if (Interrupted()) return o.interrupted = true, o;
+  if (!ready || !listening) {
+    if (!serve.exited()) return fail(serve, fmt::format("gillab serve printed no `listening` line within {} s", kStartupTimeoutS));
+    return fail(serve, "gillab serve exited before listening (" + serve.ExitDescription() + ")");
+  }
+  int64_t listening_ns = MonotonicNs();
+
+  ChildProcess load({.argv = LoadArgs(point, bin, *listening, load_json_path, warmup_requests),
+                     .cpus = ParseCpuList(s.at("client_cpus"))});
+  struct KillAtExit {
+    ChildProcess& child;
+    ~KillAtExit() { child.KillAndReap(); }
+  } kill_load{load};
+  double timeout_s = SettingDouble(s, "timeout_s");
+  bool finished = WaitFor({&serve, &load}, Deadline(timeout_s), [&] { return load.exited() || serve.exited(); });
+  if (Interrupted()) return o.interrupted = true, o;
+  if (!finished) return fail(load, fmt::format("timed out after {} s (killed)", timeout_s));
+  if (!load.exited()) {
+    // The server died under the client.
+    return fail(serve, "gillab serve died during the run (" + serve.ExitDescription() + ")");
+  }
+  serve.Signal(SIGTERM);
+  bool stopped = WaitFor({&serve}, Deadline(kShutdownTimeoutS), [&] { return serve.exited(); });
+  if (Interrupted()) return o.interrupted = true, o;
+  Pump({&serve}, 0);
+  o.timing.serve_wall_ns = MonotonicNs() - listening_ns;
+  o.timing.wall_s = static_cast<double>(MonotonicNs() - start_ns) / 1e9;
+  if (!stopped) return fail(serve, fmt::format("gillab serve did not exit within {} s of SIGTERM (killed)", kShutdownTimeoutS));
+
+  try {
+    o.load = json::parse(ReadFile(load_json_path));
+  } catch (const std::exception&) {
+    return fail(load, "gillab load wrote no readable --json file (" + load.ExitDescription() + ")");
+  }
+  if (load.exit_code() != 0) {
+    auto errors = o.load.find("errors");
+    bool counted = errors != o.load.end() && errors->is_number() && errors->get<double>() > 0;
+    if (!counted) return fail(load, "gillab load failed (" + load.ExitDescription() + ")");
+    o.timing.status = "errors";
+  }
+  o.serve = ServeJson(serve.out());
+  if (serve.exit_code() != 0 || o.serve.is_null())
+    fmt::print(stderr, "gillab run: warning: point {}: gillab serve {}{}; lock statistics of this run are NA\n",
+               point.id, serve.ExitDescription(), o.serve.is_null() ? " and printed no exit JSON" : "");
+  o.ok = true;
+  return o;
+}
+
+std::string Progress(int done, int total, const Point& p, int rep, const Outcome& o, double elapsed_s, double eta_s) {
+  std::string result;
+  if (o.ok) {
+    auto number = [&](const char* key, const char* sub = nullptr) -> double {
+      const json* node = &o.load;
+      auto it = node->find(key);
+      if (it == node->end()) return -1;
+      if (sub) {
+        auto jt = it->find(sub);
+        return jt == it->end() || !jt->is_number() ? -1 : jt->get<double>();
+      }
+      return it->is_number() ? it->get<double>() : -1;
+    };
+    result = fmt::format("{:.0f} req/s, p50 {:.0f} µs, p99 {:.0f} µs", number("req_per_s"), number("latency_us", "p50"),
+                         number("latency_us", "p99"));
+    if (o.timing.status != "ok") result += " (client errors)";
+  } else {
+    result = "FAILED";
+  }
+  return fmt::format("[{}/{}] point {} rep {} {}: {} | elapsed {}, ETA {}", done, total, p.id, rep, p.Describe(),
+                     result, FormatDuration(elapsed_s), FormatDuration(eta_s));
+}
+
+void AppendFailure(const std::string& dir, const Point& p, int rep, const std::string& error) {
+  std::string line = fmt::format("{} point {} rep {} ({}): {}\n", UtcStamp("%Y-%m-%dT%H:%M:%SZ"), p.id, rep,
+                                 p.Describe(), error);
+  FILE* f = std::fopen((dir + "/failures.log").c_str(), "a");
+  if (f) {
+    std::fputs(line.c_str(), f);
+    std::fclose(f);
+  }
+}
+
+bool SamePoints(const Experiment& a, const Experiment& b) {
+  auto pa = a.Points(), pb = b.Points();
+  if (pa.size() != pb.size() || a.repetitions != b.repetitions) return false;
+  for (size_t i = 0; i < pa.size(); ++i)
+    if (pa[i].settings != pb[i].settings || pa[i].variant != pb[i].variant) return false;
+  return true;
+}
+
+json Pinning(const Experiment& e) {
+  json pinning;
+  for (const char* key : {"server_cpus", "client_cpus"}) {
+    bool swept = false;
+    for (const auto& a : e.axes) swept |= a.key == key;
+    std::string value = e.settings.at(key);
+    pinning[key] = swept ? "swept (see runs.csv)" : value.empty() ? "not pinned" : value;
+  }
+  return pinning;
+}
+
+}  // namespace
+
+std::string FormatDuration(double seconds) {
+  if (seconds < 0) seconds = 0;
+  auto total = static_cast<int64_t>(seconds + 0.5);
+  if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, total / 60 % 60);
+  if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);
+  return fmt::format("{}s", total);
+}
+
+std::string GillabBinary() {
+  if (const char* env = std::getenv("GILLAB_BIN"); env && *env) return env;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("cannot locate the gillab binary (/proc/self/exe); set GILLAB_BIN");
+  return self.string();
+}
+
+std::string DefaultResultsDir(const Experiment& e) {
+  fs::path base = fs::path(SourceDir()) / "results";
+  if (!fs::is_directory(base)) base = "results";
+  std::string name;
+  for (char c : e.name) name += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '-';
+  return (base / "runs" / fmt::format("{}_{}_{}", UtcStamp("%Y%m%dT%H%M%SZ"), name, GitShortSha())).string();
+}
+
+std::vector<std::string> ServeArgs(const Point& p, const std::string& bin, const std::string& endpoint,
+                                   const std::string& trace_path) {
+  const Settings& s = p.settings;
+  std::vector<std::string> args = {bin, "serve", "--server", s.at("server"), "--engine", s.at("engine")};
+  // The native engine has no lock: its lock settings do not apply and are not passed.
+  if (s.at("engine") != "native") {
+    args.insert(args.end(), {"--policy", s.at("policy"), "--switch-interval-us", s.at("switch_interval_us")});
+    if (s.at("engine") == "toy") args.insert(args.end(), {"--check-interval", s.at("check_interval")});
+    if (!s.at("lock_priority").empty()) args.insert(args.end(), {"--lock-priority", s.at("lock_priority")});
+  }
+  args.insert(args.end(), {"--cpu-threads", s.at("cpu_threads"), "--handler", s.at("handler"), "--work-units",
+                           s.at("work_units"), "--endpoint", endpoint, "--max-message-bytes", s.at("max_message_bytes")});
+  if (!s.at("os_priority").empty()) args.insert(args.end(), {"--os-priority", s.at("os_priority")});
+  if (s.at("trace") == "true" && !trace_path.empty()) args.insert(args.end(), {"--trace", trace_path});
+  return args;
+}
+
+std::vector<std::string> LoadArgs(const Point& p, const std::string& bin, const std::string& endpoint,
+                                  const std::string& json_path, int64_t warmup_requests) {
+  const Settings& s = p.settings;
+  std::string expect = s.at("expect");
+  if (expect.empty()) expect = s.at("handler") == "echo" ? "echo" : "any";
+  std::vector<std::string> args = {bin, "load", "--endpoint", endpoint, "--server", s.at("server"),
+                                   "--requests", s.at("requests"), "--message-bytes", s.at("message_bytes"),
+                                   "--connections", s.at("connections"), "--expect", expect, "--json", json_path};
+  if (SettingDouble(s, "rate") > 0) args.insert(args.end(), {"--rate", s.at("rate")});
+  else args.insert(args.end(), {"--think-us", s.at("think_us")});
+  if (warmup_requests > 0) args.insert(args.end(), {"--warmup", std::to_string(warmup_requests)});
+  return args;
+}
+
+double EstimateRunSeconds(const Point& p, int64_t warmup_requests) {
+  const Settings& s = p.settings;
+  double startup_s = s.at("engine") == "cpython" ? 0.6 : 0.15;
+  double requests = static_cast<double>(SettingInt(s, "requests") + warmup_requests);
+  double per_request_us = 60 + static_cast<double>(SettingInt(s, "message_bytes")) / 500.0;
+  // Under a convoy each request waits about one switch interval for the lock.
+  bool locked = s.at("engine") != "native" && s.at("policy") != "none";
+  bool io_outranks = s.at("policy") == "priority" && s.at("lock_priority").find("io=") != std::string::npos;
+  if (locked && SettingInt(s, "cpu_threads") > 0 && !io_outranks) {
+    double convoy_us = s.at("policy") == "mutex" ? 500 : static_cast<double>(SettingInt(s, "switch_interval_us"));
+    per_request_us += convoy_us;
+  }
+  double run_s;
+  if (SettingDouble(s, "rate") > 0) {
+    run_s = requests / SettingDouble(s, "rate");
+  } else {
+    per_request_us += static_cast<double>(SettingInt(s, "think_us"));
+    run_s = requests * per_request_us / 1e6 / std::max<int64_t>(1, SettingInt(s, "connections"));
+  }
+  return startup_s + std::min(run_s, SettingDouble(s, "timeout_s"));
+}
+
+std::string DryRunText(const Experiment& e, const std::string& bin) {
+  std::string out = e.Describe();
+  auto points = e.Points();
+  out += "points:\n";
+  double total_s = 0;
+  for (const auto& p : points) {
+    double run_s = EstimateRunSeconds(p, e.warmup);
+    total_s += run_s * e.repetitions;
+    out += fmt::format("  {:>3}  {}  (~{:.1f} s/run)\n", p.id, p.Describe(), run_s);
+  }
+  if (!points.empty()) total_s += EstimateRunSeconds(points[0], e.warmup) * e.warmup_runs;
+  std::string endpoint = points.empty() ? "" : points[0].settings.at("server") == "multiprocessing" ? "ipc://NAME" : "tcp://127.0.0.1:0";
+  if (!points.empty()) {
+    out += fmt::format("first run:\n  {}\n", fmt::join(ServeArgs(points[0], bin, endpoint, "TRACE.json"), " "));
+    out += fmt::format("  {}\n", fmt::join(LoadArgs(points[0], bin, "ENDPOINT", "LOAD.json", e.warmup), " "));
+  }
+  out += fmt::format("{} runs, estimated time {} (rough: think time + network + one switch interval per request "
+                     "under a convoy)\n", e.RunCount() + (points.empty() ? 0 : e.warmup_runs), FormatDuration(total_s));
+  return out;
+}
+
+int RunExperiment(const Experiment& given, const RunnerOptions& options) {
+  Experiment e = given;
+  std::string dir;
+  if (!options.resume_dir.empty()) {
+    dir = options.resume_dir;
+    std::string stored = dir + "/experiment.toml";
+    if (!fs::exists(stored) || !fs::exists(dir + "/runs.csv"))
+      throw UsageError(fmt::format("{} is not a results directory (no experiment.toml and runs.csv)", dir));
+    Experiment resumed = LoadExperiment(stored);
+    if (!given.path.empty() && !SamePoints(given, resumed))
+      throw UsageError(fmt::format("{} holds a different experiment than {} (settings or points differ); "
+                                   "resume with --resume DIR alone", dir, given.path));
+    e = resumed;
+  } else {
+    dir = options.out_dir.empty() ? DefaultResultsDir(e) : options.out_dir;
+    if (fs::exists(dir) && !fs::is_empty(dir))
+      throw UsageError(fmt::format("results directory {} exists and is not empty (use --resume {} to complete it)", dir, dir));
+    fs::create_directories(dir);
+    WriteFileAtomic(dir + "/experiment.toml", e.ToToml());
+  }
+  fs::create_directories(dir + "/raw");
+  InstallInterruptHandlers();
+
+  json meta;
+  if (fs::exists(dir + "/meta.json")) meta = json::parse(ReadFile(dir + "/meta.json"), nullptr, false);
+  if (!meta.is_object()) meta = json::object();
+  SystemInfo machine = CollectSystemInfo(/*sample_busy_ms=*/200);
+  json session = {{"started_utc", UtcStamp("%Y-%m-%dT%H:%M:%SZ")}, {"load_average_start", machine.load_average}};
+  if (!meta.contains("started_utc")) {
+    meta = ToJson(machine);
+    meta["experiment"] = e.name;
+    meta["experiment_file"] = given.path.empty() ? e.path : given.path;
+    meta["overrides"] = e.overrides;
+    meta["started_utc"] = session["started_utc"];
+    meta["git_sha"] = GitShortSha();
+    meta["git_dirty"] = GitDirty();
+    meta["pinning"] = Pinning(e);
+    meta["versions"] = Versions();
+    meta["gillab_bin"] = options.gillab_bin;
+    meta["load_average_start"] = machine.load_average;
+    meta["sessions"] = json::array();
+  }
+  meta["sessions"].push_back(session);
+  WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n");
+  for (const auto& w : machine.warnings) fmt::print(stderr, "gillab run: warning: {}\n", w);
+
+  RunsCsv csv = RunsCsv::Open(dir + "/runs.csv");
+  auto points = e.Points();
+  std::vector<std::pair<int, int>> pending;
+  for (int rep = 0; rep < e.repetitions; ++rep)
+    for (const auto& p : points)
+      if (!csv.Finished(p.id, rep)) pending.push_back({p.id, rep});
+  int total = static_cast<int>(points.size()) * e.repetitions;
+  fmt::print(stderr, "gillab run: {} -> {}\ngillab run: {} runs to do ({} already finished)\n", e.name, dir,
+             pending.size(), csv.finished_count());
+
+  double estimate_left_s = 0;
+  for (const auto& [id, rep] : pending) estimate_left_s += EstimateRunSeconds(points[id], e.warmup);
+  double actual_done_s = 0, estimate_done_s = 0;
+  int64_t start_ns = MonotonicNs();
+  int failures = 0, run_number = 0;
+  bool interrupted = false, fatal = false;
+
+  for (int w = 0; w < e.warmup_runs && !pending.empty(); ++w) {
+    const Point& p = points[pending[0].first];
+    fmt::print(stderr, "gillab run: warm-up run {} of {} (point {}, discarded)\n", w + 1, e.warmup_runs, p.id);
+    Outcome o = RunOnce(p, options.gillab_bin, dir + "/raw/warmup_load.json", "", e.warmup, run_number++);
+    if (o.interrupted) {
+      interrupted = true;
+      break;
+    }
+    if (!o.ok) {
+      AppendFailure(dir, p, -1, "warm-up: " + o.error);
+      fmt::print(stderr, "gillab run: the warm-up run failed: {}\n", o.error);
+      fatal = true;
+      break;
+    }
+  }
+  int done = static_cast<int>(csv.finished_count());
+  for (size_t i = 0; i < pending.size() && !interrupted && !fatal; ++i) {
+    const auto& [id, rep] = pending[i];
+    const Point& p = points[id];
+    std::string stem = fmt::format("{}/raw/p{:03}_r{}", dir, id, rep);
+    double estimate_s = EstimateRunSeconds(p, e.warmup);
+    int64_t run_start_ns = MonotonicNs();
+    Outcome o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++);
+    if (o.interrupted) {
+      interrupted = true;
+      break;
+    }
+    actual_done_s += static_cast<double>(MonotonicNs() - run_start_ns) / 1e9;
+    estimate_done_s += estimate_s;
+    estimate_left_s -= estimate_s;
+    if (o.ok) {
+      if (!o.serve.is_null()) WriteFileAtomic(stem + "_serve.json", o.serve.dump(2) + "\n");
+      csv.Append(MakeRow(p, rep, o.load, o.serve, o.timing));
+      ++done;
+    } else {
+      ++failures;
+      AppendFailure(dir, p, rep, o.error);
+      fmt::print(stderr, "gillab run: point {} rep {} failed: {}\n", id, rep, o.error);
+      fatal = o.fatal;
+    }
+    double scale = estimate_done_s > 0 ? actual_done_s / estimate_done_s : 1;
+    double elapsed_s = static_cast<double>(MonotonicNs() - start_ns) / 1e9;
+    fmt::print(stderr, "{}\n", Progress(done, total, p, rep, o, elapsed_s, estimate_left_s * scale));
+  }
+
+  meta = json::parse(ReadFile(dir + "/meta.json"), nullptr, false);
+  if (!meta.is_object()) meta = json::object();
+  std::string load_end = CollectSystemInfo(0).load_average;
+  meta["load_average_end"] = load_end;
+  if (meta.contains("sessions") && meta["sessions"].is_array() && !meta["sessions"].empty()) {
+    auto& last = meta["sessions"].back();
+    last["finished_utc"] = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
+    last["load_average_end"] = load_end;
+    last["runs_finished"] = done;
+    last["runs_failed"] = failures;
+    last["interrupted"] = interrupted;
+  }
+  meta["runs_total"] = total;
+  meta["runs_finished"] = done;
+  WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n");
+
+  if (done > 0) {
+    std::string summary = WriteReport(dir, options.plots && !interrupted);
+    if (options.print_summary) fmt::print("{}", summary);
+  }
+  fmt::print(stderr, "gillab run: results in {}\n", dir);
+  if (interrupted) {
+    fmt::print(stderr, "gillab run: interrupted ({}); {} of {} runs finished. Complete it with:\n  gillab run --resume {}\n",
+               strsignal(InterruptSignal()), done, total, dir);
+    return 130;
+  }
+  if (fatal || failures > 0) {
+    fmt::print(stderr, "gillab run: {} of {} runs finished; failures in {}/failures.log. Retry them with:\n"
+                       "  gillab run --resume {}\n", done, total, dir, dir);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace gillab::experiments

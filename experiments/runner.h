@@ -1,0 +1,56 @@
+// runner.h — `gillab run`: every (point, repetition) as a fresh server and client.
+//
+// One run: start `gillab serve` (pinned as the point says), wait for its
+// `listening ENDPOINT` line, run `gillab load` against it to completion (or
+// timeout_s), SIGTERM the server and read its exit JSON (per-thread lock
+// stats), append one row to runs.csv. A run that times out or crashes is
+// killed (SIGKILL), reaped, logged to failures.log and left for --resume.
+// Repetitions are the outer loop (every point once, then every point again),
+// so slow drift of the machine spreads over all points instead of biasing one.
+// Ctrl-C / SIGTERM: the children are stopped and reaped, finished rows stay,
+// and the runner exits 130 naming the directory to --resume.
+//
+// The `gillab` executed is GILLAB_BIN if set (tests use a stand-in), else this
+// very binary (/proc/self/exe).
+//
+//   RunnerOptions o{.gillab_bin = GillabBinary(), .out_dir = "results/runs/x"};
+//   int status = RunExperiment(LoadExperiment("experiments/tiny.toml"), o);
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "experiments/experiment.h"
+
+namespace gillab::experiments {
+
+struct RunnerOptions {
+  std::string gillab_bin;   // the program run as `serve` and `load`
+  std::string out_dir;      // new results directory; empty: DefaultResultsDir()
+  std::string resume_dir;   // complete this directory instead
+  bool plots = true;        // run scripts/plot.py at the end
+  bool print_summary = true;
+};
+
+// 0: every run finished; 1: some runs failed (see failures.log); 130: interrupted.
+// Throws UsageError for a bad directory or a --resume that does not match.
+int RunExperiment(const Experiment& experiment, const RunnerOptions& options);
+
+// results/runs/<UTC>_<name>_<shortsha> under the source tree (or the working directory).
+std::string DefaultResultsDir(const Experiment& experiment);
+std::string GillabBinary();
+
+// The command lines of one run (exposed for tests and --dry-run).
+std::vector<std::string> ServeArgs(const Point& point, const std::string& bin, const std::string& endpoint,
+                                   const std::string& trace_path);
+std::vector<std::string> LoadArgs(const Point& point, const std::string& bin, const std::string& endpoint,
+                                  const std::string& json_path, int64_t warmup_requests);
+// A rough guess of one run's wall time, for --dry-run and the ETA before any run finished.
+double EstimateRunSeconds(const Point& point, int64_t warmup_requests);
+std::string FormatDuration(double seconds);  // "4m05s"
+
+// The dry run: the resolved experiment, its points, the run count and the estimated time.
+std::string DryRunText(const Experiment& experiment, const std::string& bin);
+
+}  // namespace gillab::experiments

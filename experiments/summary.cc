@@ -1,0 +1,389 @@
+// summary.cc — medians, spreads, slowdowns and the markdown tables of summary.md.
+#include "experiments/summary.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+namespace gillab::experiments {
+namespace {
+
+std::optional<double> ParseCell(const Row& row, const std::string& column) {
+  auto it = row.find(column);
+  if (it == row.end() || it->second.empty()) return std::nullopt;
+  try {
+    size_t used = 0;
+    double value = std::stod(it->second, &used);
+    if (used != it->second.size() || !std::isfinite(value)) return std::nullopt;
+    return value;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<std::string> SettingColumns() {
+  std::vector<std::string> columns = {"variant"};
+  for (const auto& spec : SettingSpecs()) columns.emplace_back(spec.name);
+  return columns;
+}
+
+std::string Get(const Row& row, const std::string& key) {
+  auto it = row.find(key);
+  return it == row.end() ? "" : it->second;
+}
+
+std::string MarkdownRow(const std::vector<std::string>& cells) {
+  std::string line = "|";
+  for (const auto& c : cells) {
+    std::string cell = c;
+    // A pipe inside a cell would split it.
+    for (size_t p = cell.find('|'); p != std::string::npos; p = cell.find('|', p + 2)) cell.replace(p, 1, "\\|");
+    line += " " + cell + " |";
+  }
+  return line + "\n";
+}
+
+std::string MarkdownTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::string out = MarkdownRow(header);
+  out += "|";
+  for (size_t i = 0; i < header.size(); ++i) out += i == 0 ? " --- |" : " ---: |";
+  out += "\n";
+  for (const auto& r : rows) out += MarkdownRow(r);
+  return out;
+}
+
+std::string Describe(const Row& settings, const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) {
+    if (!out.empty()) out += " ";
+    out += k == "variant" ? Get(settings, k) : k + "=" + Get(settings, k);
+  }
+  return out.empty() ? "(all)" : out;
+}
+
+std::string MedianRange(const std::optional<Spread>& s, std::string (*format)(double)) {
+  if (!s) return "NA";
+  if (s->n == 1) return format(s->median);
+  return fmt::format("{} ({}–{})", format(s->median), format(s->min), format(s->max));
+}
+
+std::string Percent(double fraction) { return fmt::format("{:.1f}%", 100 * fraction); }
+
+}  // namespace
+
+Spread Summarize(std::vector<double> values) {
+  Spread s;
+  s.n = static_cast<int>(values.size());
+  if (values.empty()) return s;
+  std::sort(values.begin(), values.end());
+  size_t n = values.size();
+  s.median = n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  s.min = values.front();
+  s.max = values.back();
+  double mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(n);
+  if (n >= 2 && mean != 0) {
+    double squares = 0;
+    for (double v : values) squares += (v - mean) * (v - mean);
+    s.cv = std::sqrt(squares / static_cast<double>(n - 1)) / std::fabs(mean);
+  }
+  return s;
+}
+
+std::optional<Spread> PointRuns::Of(const std::string& column) const {
+  std::vector<double> values;
+  for (const auto& r : runs)
+    if (auto v = ParseCell(r, column)) values.push_back(*v);
+  if (values.empty()) return std::nullopt;
+  return Summarize(values);
+}
+
+std::vector<PointRuns> GroupByPoint(const std::vector<Row>& rows) {
+  std::map<int, PointRuns> by_point;
+  for (const auto& row : rows) {
+    int point = 0;
+    try {
+      point = std::stoi(Get(row, "point"));
+    } catch (const std::exception&) {
+      continue;
+    }
+    PointRuns& p = by_point[point];
+    if (p.runs.empty()) {
+      p.point = point;
+      for (const auto& c : SettingColumns()) p.settings[c] = Get(row, c);
+    }
+    p.runs.push_back(row);
+  }
+  std::vector<PointRuns> out;
+  for (auto& [id, p] : by_point) out.push_back(std::move(p));
+  return out;
+}
+
+const PointRuns* MatchingUnloaded(const std::vector<PointRuns>& points, const PointRuns& point) {
+  for (const auto& candidate : points) {
+    if (candidate.point == point.point || Get(candidate.settings, "cpu_threads") != "0") continue;
+    bool same = true;
+    for (const auto& c : SettingColumns())
+      if (c != "cpu_threads" && Get(candidate.settings, c) != Get(point.settings, c)) same = false;
+    if (same) return &candidate;
+  }
+  return nullptr;
+}
+
+std::optional<double> Slowdown(const std::vector<PointRuns>& points, const PointRuns& point) {
+  if (Get(point.settings, "cpu_threads") == "0") return std::nullopt;
+  const PointRuns* base = MatchingUnloaded(points, point);
+  if (!base) return std::nullopt;
+  auto loaded = point.Of("req_per_s");
+  auto unloaded = base->Of("req_per_s");
+  if (!loaded || !unloaded || loaded->median <= 0) return std::nullopt;
+  return unloaded->median / loaded->median;
+}
+
+std::vector<std::string> VaryingSettings(const std::vector<Row>& rows) {
+  std::vector<std::string> varying;
+  for (const auto& c : SettingColumns()) {
+    std::set<std::string> values;
+    for (const auto& r : rows) values.insert(Get(r, c));
+    if (values.size() > 1) varying.push_back(c);
+  }
+  return varying;
+}
+
+std::string FormatRate(double per_s) {
+  if (per_s >= 1e6) return fmt::format("{:.3g}", per_s);
+  if (per_s >= 100) return fmt::format("{:.0f}", per_s);
+  return fmt::format("{:.3g}", per_s);
+}
+
+std::string FormatUs(double us) {
+  if (us >= 1e6) return fmt::format("{:.2f} s", us / 1e6);
+  if (us >= 1000) return fmt::format("{:.2f} ms", us / 1000);
+  if (us >= 10) return fmt::format("{:.0f} µs", us);
+  return fmt::format("{:.1f} µs", us);
+}
+
+std::string FormatRatio(double ratio) {
+  if (ratio >= 10) return fmt::format("{:.0f}x", ratio);
+  return fmt::format("{:.2f}x", ratio);
+}
+
+std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& meta, const std::string& name,
+                          const std::string& description) {
+  std::string out = fmt::format("# {} — summary\n\n", name);
+  if (!description.empty()) out += description + "\n\n";
+  auto meta_text = [&](const char* key) -> std::string {
+    auto it = meta.find(key);
+    if (it == meta.end()) return "?";
+    return it->is_string() ? it->get<std::string>() : it->dump();
+  };
+  if (meta.is_object() && !meta.empty()) {
+    out += fmt::format("Machine: {} ({} cores), kernel {}. gillab {}{}. Started {}.\n", meta_text("cpu_model"),
+                       meta_text("cores"), meta_text("kernel"), meta_text("git_sha"),
+                       meta.value("git_dirty", false) ? " (dirty tree)" : "", meta_text("started_utc"));
+    if (meta.contains("pinning")) out += fmt::format("Pinning: {}.\n", meta_text("pinning"));
+    out += "\n";
+  }
+  auto points = GroupByPoint(rows);
+  if (points.empty()) return out + "No finished runs yet.\n";
+  std::vector<std::string> varying = VaryingSettings(rows);
+  // Fixed settings, for the reader (defaults omitted).
+  std::vector<std::string> fixed;
+  for (const auto& spec : SettingSpecs()) {
+    std::string key(spec.name);
+    if (std::find(varying.begin(), varying.end(), key) != varying.end()) continue;
+    std::string value = Get(points[0].settings, key);
+    if (value != spec.default_value || key == "server" || key == "engine" || key == "requests")
+      fixed.push_back(fmt::format("{}={}", key, value.empty() ? "\"\"" : value));
+  }
+  size_t run_count = rows.size();
+  out += fmt::format("{} runs over {} points. Fixed: {}.\n\n", run_count, points.size(),
+                     fixed.empty() ? "(defaults)" : fmt::format("{}", fmt::join(fixed, " ")));
+
+  // ---- The main table (Beazley's layout) ----
+  bool has_unloaded = std::any_of(points.begin(), points.end(), [](const PointRuns& p) { return Get(p.settings, "cpu_threads") == "0"; });
+  bool cpu_varies = std::find(varying.begin(), varying.end(), "cpu_threads") != varying.end();
+  if (cpu_varies && has_unloaded) {
+    bool by_variant = std::find(varying.begin(), varying.end(), "variant") != varying.end();
+    // Settings that only change with the variant are its content, not separate rows.
+    std::vector<std::string> row_keys;
+    for (const auto& key : varying) {
+      if (key == "variant" || key == "cpu_threads") continue;
+      if (by_variant) {
+        std::map<std::string, std::set<std::string>> per_variant;
+        for (const auto& p : points) per_variant[Get(p.settings, "variant")].insert(Get(p.settings, key));
+        bool determined = std::all_of(per_variant.begin(), per_variant.end(), [](auto& e) { return e.second.size() == 1; });
+        if (determined) continue;
+      }
+      row_keys.push_back(key);
+    }
+    std::vector<std::string> columns, cpu_values, row_labels;
+    std::map<std::string, Row> row_settings;
+    for (const auto& p : points) {
+      std::string column = by_variant ? Get(p.settings, "variant") : "";
+      if (std::find(columns.begin(), columns.end(), column) == columns.end()) columns.push_back(column);
+      std::string cpu = Get(p.settings, "cpu_threads");
+      if (std::find(cpu_values.begin(), cpu_values.end(), cpu) == cpu_values.end()) cpu_values.push_back(cpu);
+      std::string label = Describe(p.settings, row_keys);
+      if (!row_settings.count(label)) row_labels.push_back(label), row_settings[label] = p.settings;
+    }
+    std::sort(cpu_values.begin(), cpu_values.end(), [](auto& a, auto& b) { return std::stoll(a) < std::stoll(b); });
+    std::vector<std::string> header = {row_keys.empty() ? "" : fmt::format("{}", fmt::join(row_keys, " "))};
+    for (const auto& column : columns) {
+      std::string prefix = column.empty() ? "" : column + ": ";
+      for (const auto& cpu : cpu_values) header.push_back(fmt::format("{}{} CPU", prefix, cpu));
+      for (const auto& cpu : cpu_values)
+        if (cpu != "0") header.push_back(fmt::format("{}slowdown{}", prefix, cpu_values.size() > 2 ? " " + cpu : ""));
+    }
+    std::vector<std::vector<std::string>> table;
+    for (const auto& label : row_labels) {
+      std::vector<std::string> cells = {label};
+      for (const auto& column : columns) {
+        auto find = [&](const std::string& cpu) -> const PointRuns* {
+          for (const auto& p : points)
+            if ((!by_variant || Get(p.settings, "variant") == column) && Get(p.settings, "cpu_threads") == cpu &&
+                Describe(p.settings, row_keys) == label)
+              return &p;
+          return nullptr;
+        };
+        for (const auto& cpu : cpu_values) {
+          const PointRuns* p = find(cpu);
+          auto rate = p ? p->Of("req_per_s") : std::nullopt;
+          auto p50 = p ? p->Of("latency_p50_us") : std::nullopt;
+          cells.push_back(!p ? "—" : fmt::format("{}/s · p50 {}", rate ? FormatRate(rate->median) : "NA",
+                                                  p50 ? FormatUs(p50->median) : "NA"));
+        }
+        for (const auto& cpu : cpu_values) {
+          if (cpu == "0") continue;
+          const PointRuns* p = find(cpu);
+          auto s = p ? Slowdown(points, *p) : std::nullopt;
+          cells.push_back(s ? "**" + FormatRatio(*s) + "**" : "NA");
+        }
+      }
+      table.push_back(cells);
+    }
+    out += "## Slowdown from CPU threads (median req/s and p50 latency; slowdown = req/s at 0 CPU threads ÷ req/s with them)\n\n";
+    out += MarkdownTable(header, table) + "\n";
+  }
+
+  // ---- Per point ----
+  std::vector<std::string> warnings;
+  std::vector<std::string> header = {"point"};
+  for (const auto& k : varying) header.push_back(k);
+  for (const char* h : {"runs", "req/s median (min–max)", "CV", "p50", "p99", "slowdown", "notes"}) header.push_back(h);
+  std::vector<std::vector<std::string>> table;
+  for (const auto& p : points) {
+    std::vector<std::string> cells = {std::to_string(p.point)};
+    for (const auto& k : varying) cells.push_back(Get(p.settings, k));
+    auto rate = p.Of("req_per_s");
+    cells.push_back(std::to_string(p.runs.size()));
+    cells.push_back(MedianRange(rate, FormatRate));
+    std::string notes;
+    if (rate && rate->cv) {
+      cells.push_back(Percent(*rate->cv));
+      if (*rate->cv > kCvWarningThreshold) {
+        notes += "⚠ CV > 5% ";
+        warnings.push_back(fmt::format("point {} ({}): req/s varies by {} (CV) over {} runs; repeat or quiet the machine",
+                                       p.point, Describe(p.settings, varying), Percent(*rate->cv), rate->n));
+      }
+    } else {
+      cells.push_back("NA");
+    }
+    cells.push_back(MedianRange(p.Of("latency_p50_us"), FormatUs));
+    cells.push_back(MedianRange(p.Of("latency_p99_us"), FormatUs));
+    auto slowdown = Slowdown(points, p);
+    cells.push_back(slowdown ? FormatRatio(*slowdown) : Get(p.settings, "cpu_threads") == "0" ? "1x (base)" : "NA");
+    auto errors = p.Of("errors");
+    if (errors && errors->max > 0) {
+      notes += fmt::format("⚠ {} errors ", errors->max);
+      warnings.push_back(fmt::format("point {} ({}): the client counted failed requests (up to {} per run)", p.point,
+                                     Describe(p.settings, varying), errors->max));
+    }
+    cells.push_back(notes);
+    table.push_back(cells);
+  }
+  out += "## Per point (median over repetitions, min–max in brackets)\n\n" + MarkdownTable(header, table) + "\n";
+
+  // ---- Lock per role ----
+  bool any_lock = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return !Get(r, "io_hold_ns").empty(); });
+  if (any_lock) {
+    std::vector<std::string> lock_header = {"point"};
+    for (const auto& k : varying) lock_header.push_back(k);
+    for (const char* h : {"io holding", "io waiting", "cpu holding", "cpu waiting", "switches/s", "io wait p99",
+                          "forced drops io/cpu", "hand-off p50"})
+      lock_header.push_back(h);
+    std::vector<std::vector<std::string>> lock_table;
+    for (const auto& p : points) {
+      // Share of the threads' lifetime: ns per thread ÷ the server's wall time.
+      auto share = [&](const std::string& role, const std::string& what) -> std::string {
+        std::vector<double> shares;
+        for (const auto& r : p.runs) {
+          auto value = ParseCell(r, role + "_" + what + "_ns");
+          auto threads = ParseCell(r, role + "_thread_count");
+          auto wall = ParseCell(r, "serve_wall_ns");
+          if (value && threads && *threads > 0 && wall && *wall > 0) shares.push_back(*value / (*threads * *wall));
+        }
+        return shares.empty() ? "NA" : Percent(Summarize(shares).median);
+      };
+      std::vector<std::string> cells = {std::to_string(p.point)};
+      for (const auto& k : varying) cells.push_back(Get(p.settings, k));
+      cells.push_back(share("io", "hold"));
+      cells.push_back(share("io", "wait"));
+      cells.push_back(share("cpu", "hold"));
+      cells.push_back(share("cpu", "wait"));
+      std::vector<double> rates;
+      for (const auto& r : p.runs) {
+        auto sw = ParseCell(r, "lock_switches");
+        auto wall = ParseCell(r, "serve_wall_ns");
+        if (sw && wall && *wall > 0) rates.push_back(*sw / (*wall / 1e9));
+      }
+      cells.push_back(rates.empty() ? "NA" : FormatRate(Summarize(rates).median));
+      auto wait_p99 = p.Of("io_wait_p99_ns");
+      cells.push_back(wait_p99 ? FormatUs(wait_p99->median / 1000) : "NA");
+      auto io_drops = p.Of("io_forced_drops");
+      auto cpu_drops = p.Of("cpu_forced_drops");
+      cells.push_back(fmt::format("{}/{}", io_drops ? fmt::format("{:.0f}", io_drops->median) : "NA",
+                                  cpu_drops ? fmt::format("{:.0f}", cpu_drops->median) : "NA"));
+      auto handoff = p.Of("lock_handoff_p50_ns");
+      cells.push_back(handoff ? FormatUs(handoff->median / 1000) : "NA");
+      lock_table.push_back(cells);
+    }
+    out += "## The lock per role (share of each thread's lifetime holding / waiting; the rest is outside the lock)\n\n";
+    out += MarkdownTable(lock_header, lock_table) + "\n";
+  }
+
+  // ---- OS priorities the kernel refused ----
+  std::vector<std::string> refused;
+  for (const auto& p : points)
+    for (const auto& role : RowRoles())
+      for (const auto& r : p.runs) {
+        std::string why = Get(r, role + "_os_priority_refused");
+        std::string applied = Get(r, role + "_os_priority_applied");
+        if (why.empty() && applied != "false" && applied != "partial") continue;
+        refused.push_back(fmt::format("- point {} ({}): {} {} not applied{}", p.point, Describe(p.settings, varying), role,
+                                      Get(r, role + "_os_priority_requested"), why.empty() ? "" : ": " + why));
+        break;
+      }
+  if (!refused.empty()) {
+    out += "## OS priorities the kernel refused\n\n";
+    for (const auto& line : refused) out += line + "\n";
+    out += "\n";
+  }
+  if (meta.is_object()) {
+    if (auto it = meta.find("warnings"); it != meta.end() && it->is_array())
+      for (const auto& w : *it)
+        if (w.is_string()) warnings.push_back("machine: " + w.get<std::string>());
+  }
+  if (!warnings.empty()) {
+    out += "## Warnings\n\n";
+    for (const auto& w : warnings) out += "- " + w + "\n";
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace gillab::experiments

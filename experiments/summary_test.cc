@@ -1,0 +1,155 @@
+// summary_test.cc — statistics over repetitions, slowdown matching, summary.md content.
+#include "experiments/summary.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace gillab::experiments {
+namespace {
+
+// A runs.csv row with default settings, then the given cells.
+Row MakeTestRow(int point, int rep, std::map<std::string, std::string> cells) {
+  Row row;
+  for (const auto& c : RunColumns()) row[c] = "";
+  for (const auto& spec : SettingSpecs()) row[std::string(spec.name)] = std::string(spec.default_value);
+  row["point"] = std::to_string(point);
+  row["repetition"] = std::to_string(rep);
+  row["status"] = "ok";
+  for (auto& [k, v] : cells) row[k] = v;
+  return row;
+}
+
+TEST(Summarize, MedianMinMaxOfOddAndEvenCounts) {
+  Spread odd = Summarize({5, 1, 3});
+  EXPECT_EQ(odd.n, 3);
+  EXPECT_DOUBLE_EQ(odd.median, 3);
+  EXPECT_DOUBLE_EQ(odd.min, 1);
+  EXPECT_DOUBLE_EQ(odd.max, 5);
+  Spread even = Summarize({4, 1, 3, 2});
+  EXPECT_DOUBLE_EQ(even.median, 2.5);
+  EXPECT_DOUBLE_EQ(even.min, 1);
+  EXPECT_DOUBLE_EQ(even.max, 4);
+}
+
+TEST(Summarize, CoefficientOfVariationUsesTheSampleStandardDeviation) {
+  Spread s = Summarize({1, 2, 3});  // mean 2, sample sd 1
+  ASSERT_TRUE(s.cv.has_value());
+  EXPECT_NEAR(*s.cv, 0.5, 1e-12);
+  Spread flat = Summarize({7, 7, 7, 7});
+  ASSERT_TRUE(flat.cv.has_value());
+  EXPECT_DOUBLE_EQ(*flat.cv, 0);
+  EXPECT_FALSE(Summarize({9}).cv.has_value());  // one run: no spread to speak of
+  EXPECT_EQ(Summarize({}).n, 0);
+}
+
+TEST(Slowdown, MatchesThePointThatDiffersOnlyInCpuThreads) {
+  std::vector<Row> rows = {
+      MakeTestRow(0, 0, {{"server", "blocking"}, {"cpu_threads", "0"}, {"req_per_s", "1000"}}),
+      MakeTestRow(0, 1, {{"server", "blocking"}, {"cpu_threads", "0"}, {"req_per_s", "1200"}}),
+      MakeTestRow(1, 0, {{"server", "blocking"}, {"cpu_threads", "1"}, {"req_per_s", "100"}}),
+      MakeTestRow(1, 1, {{"server", "blocking"}, {"cpu_threads", "1"}, {"req_per_s", "120"}}),
+      MakeTestRow(2, 0, {{"server", "zmq"}, {"cpu_threads", "0"}, {"req_per_s", "5000"}}),
+      MakeTestRow(3, 0, {{"server", "zmq"}, {"cpu_threads", "1"}, {"req_per_s", "2500"}}),
+      // No unloaded twin: a different think time.
+      MakeTestRow(4, 0, {{"server", "zmq"}, {"cpu_threads", "1"}, {"think_us", "7"}, {"req_per_s", "10"}}),
+  };
+  auto points = GroupByPoint(rows);
+  ASSERT_EQ(points.size(), 5u);
+  EXPECT_EQ(MatchingUnloaded(points, points[1]), &points[0]);
+  EXPECT_EQ(MatchingUnloaded(points, points[3]), &points[2]);
+  EXPECT_EQ(MatchingUnloaded(points, points[4]), nullptr);
+  ASSERT_TRUE(Slowdown(points, points[1]).has_value());
+  EXPECT_NEAR(*Slowdown(points, points[1]), 1100.0 / 110.0, 1e-9);  // medians, not single runs
+  EXPECT_NEAR(*Slowdown(points, points[3]), 2.0, 1e-9);
+  EXPECT_FALSE(Slowdown(points, points[0]).has_value());  // the baseline itself
+  EXPECT_FALSE(Slowdown(points, points[4]).has_value());
+}
+
+TEST(Slowdown, VariantsAreMatchedByLabel) {
+  std::vector<Row> rows = {
+      MakeTestRow(0, 0, {{"variant", "native"}, {"engine", "native"}, {"cpu_threads", "0"}, {"req_per_s", "900"}}),
+      MakeTestRow(1, 0, {{"variant", "native"}, {"engine", "native"}, {"cpu_threads", "1"}, {"req_per_s", "900"}}),
+      MakeTestRow(2, 0, {{"variant", "toy"}, {"cpu_threads", "0"}, {"req_per_s", "800"}}),
+      MakeTestRow(3, 0, {{"variant", "toy"}, {"cpu_threads", "1"}, {"req_per_s", "40"}}),
+  };
+  auto points = GroupByPoint(rows);
+  EXPECT_NEAR(*Slowdown(points, points[1]), 1.0, 1e-9);
+  EXPECT_NEAR(*Slowdown(points, points[3]), 20.0, 1e-9);
+}
+
+TEST(RenderSummary, BeazleyTableHasServersAsRowsAndVariantsAsColumns) {
+  std::vector<Row> rows;
+  int point = 0;
+  for (const char* server : {"zmq", "blocking"})
+    for (const char* variant : {"native", "toy newgil"})
+      for (const char* cpu : {"0", "1"}) {
+        bool convoy = std::string(variant) == "toy newgil" && std::string(cpu) == "1";
+        for (int rep = 0; rep < 3; ++rep)
+          rows.push_back(MakeTestRow(point, rep, {{"server", server}, {"variant", variant},
+                                                  {"engine", std::string(variant) == "native" ? "native" : "toy"},
+                                                  {"cpu_threads", cpu},
+                                                  {"req_per_s", convoy ? "190" : "5700"},
+                                                  {"latency_p50_us", convoy ? "5020" : "105"},
+                                                  {"latency_p99_us", "6000"}}));
+        ++point;
+      }
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "convoy", "Beazley's table.");
+  EXPECT_NE(md.find("# convoy — summary"), std::string::npos);
+  EXPECT_NE(md.find("Beazley's table."), std::string::npos);
+  EXPECT_NE(md.find("| server | native: 0 CPU | native: 1 CPU | native: slowdown | toy newgil: 0 CPU | "
+                    "toy newgil: 1 CPU | toy newgil: slowdown |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| server=blocking | 5700/s · p50 105 µs | 5700/s · p50 105 µs | **1.00x** | "
+                    "5700/s · p50 105 µs | 190/s · p50 5.02 ms | **30x** |"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("⚠"), std::string::npos) << md;  // identical repetitions: no CV warning
+}
+
+TEST(RenderSummary, WarnsAboutSpreadErrorsAndRefusedPriorities) {
+  std::vector<Row> rows = {
+      MakeTestRow(0, 0, {{"req_per_s", "100"}, {"errors", "0"}}),
+      MakeTestRow(0, 1, {{"req_per_s", "150"}, {"errors", "2"}}),
+      MakeTestRow(0, 2, {{"req_per_s", "120"}, {"errors", "0"},
+                         {"cpu_os_priority_requested", "nice:-5"}, {"cpu_os_priority_applied", "false"},
+                         {"cpu_os_priority_refused", "EPERM: Operation not permitted"}}),
+  };
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "x", "");
+  EXPECT_NE(md.find("⚠ CV > 5%"), std::string::npos) << md;
+  EXPECT_NE(md.find("req/s varies by"), std::string::npos);
+  EXPECT_NE(md.find("⚠ 2 errors"), std::string::npos);
+  EXPECT_NE(md.find("## OS priorities the kernel refused"), std::string::npos);
+  EXPECT_NE(md.find("cpu nice:-5 not applied: EPERM: Operation not permitted"), std::string::npos) << md;
+  EXPECT_NE(md.find("120 (100–150)"), std::string::npos) << md;  // median (min–max)
+}
+
+TEST(RenderSummary, LockTableSharesAreOfTheServerLifetime) {
+  std::vector<Row> rows = {MakeTestRow(0, 0, {{"req_per_s", "100"}, {"serve_wall_ns", "1000000000"},
+                                              {"io_thread_count", "1"}, {"io_hold_ns", "250000000"},
+                                              {"io_wait_ns", "500000000"}, {"cpu_threads", "2"},
+                                              {"cpu_thread_count", "2"}, {"cpu_hold_ns", "1500000000"},
+                                              {"cpu_wait_ns", "200000000"}, {"lock_switches", "300"}})};
+  // io: 0.25 s holding, 0.5 s waiting of 1 s; two CPU threads share 1.5 s holding: 75% each.
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "x", "");
+  EXPECT_NE(md.find("| 25.0% | 50.0% | 75.0% | 10.0% | 300 |"), std::string::npos) << md;
+}
+
+TEST(RenderSummary, EmptyRunsSayNoRuns) {
+  EXPECT_NE(RenderSummary({}, nlohmann::json::object(), "x", "").find("No finished runs yet."), std::string::npos);
+}
+
+TEST(Format, NumbersCarryUnits) {
+  EXPECT_EQ(FormatUs(5.25), "5.2 µs");
+  EXPECT_EQ(FormatUs(105.4), "105 µs");
+  EXPECT_EQ(FormatUs(5020), "5.02 ms");
+  EXPECT_EQ(FormatRatio(33.14), "33x");
+  EXPECT_EQ(FormatRatio(1.234), "1.23x");
+  EXPECT_EQ(FormatRate(5712.4), "5712");
+}
+
+}  // namespace
+}  // namespace gillab::experiments

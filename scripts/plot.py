@@ -1,0 +1,370 @@
+#!/usr/bin/python3
+"""Plots for a gillab results directory: scripts/plot.py DIR  ->  DIR/plots/*.png
+
+Reads DIR/runs.csv (one row per run, written by `gillab run`) and makes only the
+plots the data supports:
+
+  slowdown.png         req/s at 0 CPU threads / req/s with them, by server x
+                       engine/policy variant (log scale, 1x line)      [cpu_threads swept with 0]
+  latency_cdf.png      latency distribution per variant from the per-run
+                       percentiles (min, p50, p90, p99, p99.9, max)      [always]
+  switch_interval.png  req/s and p50 against the switch interval, with the
+                       req/s ~ 1/interval reference                     [switch_interval_us swept]
+  cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values]
+  tradeoff.png         I/O req/s against CPU-thread iterations/s        [>= 2 variants with CPU threads]
+  vs_<axis>.png        req/s and p50/p99 against any other numeric axis (think_us, message_bytes, ...)
+
+Every point is the median over its repetitions; titles carry the fixed
+parameters, axes carry units. Needs Debian's python3-matplotlib (Agg backend).
+"""
+import csv
+import math
+import os
+import statistics
+import sys
+import textwrap
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Settings shown in titles when fixed (others only when not at their default).
+TITLE_KEYS = ["server", "engine", "policy", "switch_interval_us", "cpu_threads", "handler", "message_bytes",
+              "requests", "connections", "think_us", "rate", "lock_priority", "os_priority", "server_cpus",
+              "client_cpus"]
+NUMERIC_AXES = ["think_us", "message_bytes", "rate", "connections", "work_units", "check_interval",
+                "requests", "max_message_bytes"]
+QUANTILES = [("latency_min_us", 0.0), ("latency_p50_us", 0.5), ("latency_p90_us", 0.9), ("latency_p99_us", 0.99),
+             ("latency_p999_us", 0.999), ("latency_max_us", 1.0)]
+
+
+def number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+class Runs:
+    def __init__(self, directory):
+        with open(os.path.join(directory, "runs.csv"), newline="") as f:
+            reader = csv.reader(f)
+            self.header = next(reader)
+            self.rows = [dict(zip(self.header, r)) for r in reader if len(r) == len(self.header)]
+        # Settings are the columns from "variant" up to "status".
+        start, end = self.header.index("variant"), self.header.index("status")
+        self.settings = self.header[start:end]
+        self.varying = [k for k in self.settings if len({r[k] for r in self.rows}) > 1]
+        self.name = os.path.basename(os.path.normpath(directory))
+        try:
+            import tomllib
+            with open(os.path.join(directory, "experiment.toml"), "rb") as f:
+                self.name = tomllib.load(f).get("name", self.name)
+        except Exception:  # a summary without its experiment file still gets plots
+            pass
+        self.repetitions = max((int(r["repetition"]) + 1 for r in self.rows), default=0)
+
+    def points(self):
+        """{point id: [rows]} in point order."""
+        out = {}
+        for r in self.rows:
+            out.setdefault(int(r["point"]), []).append(r)
+        return dict(sorted(out.items()))
+
+    def values(self, key):
+        seen = []
+        for r in self.rows:
+            if r[key] not in seen:
+                seen.append(r[key])
+        return seen
+
+    def fixed_text(self, also_hide=()):
+        parts = []
+        for k in TITLE_KEYS:
+            if k in self.varying or k in also_hide or k not in self.settings:
+                continue
+            value = self.rows[0][k]
+            if value == "" or (k in ("rate", "lock_priority", "os_priority") and value in ("0", "")):
+                continue
+            parts.append(f"{k}={value}")
+        parts.append(f"median of {self.repetitions} run{'s' if self.repetitions != 1 else ''}")
+        return "\n".join(textwrap.wrap(", ".join(parts), 110))
+
+
+def series_key(row, keys):
+    parts = []
+    for k in keys:
+        parts.append(row[k] if k == "variant" else f"{k}={row[k]}")
+    return " ".join(parts) if parts else "all"
+
+
+def column_keys(runs, exclude):
+    """The keys that distinguish series: the variant if swept, else engine/policy, plus other swept settings."""
+    keys = [k for k in runs.varying if k not in exclude]
+    if "variant" in keys:
+        # Settings that only change with the variant are part of its label.
+        def determined(k):
+            per = {}
+            for r in runs.rows:
+                per.setdefault(r["variant"], set()).add(r[k])
+            return all(len(v) == 1 for v in per.values())
+        keys = ["variant"] + [k for k in keys if k != "variant" and not determined(k)]
+    return keys
+
+
+def aggregate(rows, column):
+    return median(number(r[column]) for r in rows)
+
+
+def save(fig, directory, name, made):
+    path = os.path.join(directory, "plots", name)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    made.append(path)
+
+
+def plot_slowdown(runs, directory, made):
+    if "cpu_threads" not in runs.varying or "0" not in runs.values("cpu_threads"):
+        return
+    loaded_counts = sorted({int(v) for v in runs.values("cpu_threads") if v != "0"})
+    group_key = "server" if "server" in runs.varying else None
+    bar_keys = column_keys(runs, exclude={"cpu_threads", "server"})
+    points = runs.points()
+
+    def twin_key(rows):
+        return tuple(rows[0][k] for k in runs.settings if k != "cpu_threads")
+
+    by_settings = {}
+    for rows in points.values():
+        by_settings[(twin_key(rows), rows[0]["cpu_threads"])] = rows
+    groups = runs.values("server") if group_key else [""]
+    bars = []
+    for rows in points.values():
+        label = series_key(rows[0], bar_keys)
+        if label not in bars:
+            bars.append(label)
+    fig, axes = plt.subplots(1, len(loaded_counts), figsize=(max(7, 1.1 * len(groups) * max(1, len(bars)) / 1.5), 4.8),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    width = 0.8 / max(1, len(bars))
+    for ax, count in zip(axes[0], loaded_counts):
+        for b, bar in enumerate(bars):
+            xs, ys = [], []
+            for g, group in enumerate(groups):
+                for rows in points.values():
+                    r0 = rows[0]
+                    if r0["cpu_threads"] != str(count) or series_key(r0, bar_keys) != bar:
+                        continue
+                    if group_key and r0["server"] != group:
+                        continue
+                    base = by_settings.get((twin_key(rows), "0"))
+                    loaded, unloaded = aggregate(rows, "req_per_s"), aggregate(base, "req_per_s") if base else None
+                    if loaded and unloaded:
+                        xs.append(g + (b - (len(bars) - 1) / 2) * width)
+                        ys.append(unloaded / loaded)
+            ax.bar(xs, ys, width * 0.95, label=bar, color=colors[b % len(colors)])
+            for x, y in zip(xs, ys):
+                ax.annotate(f"{y:.0f}x" if y >= 10 else f"{y:.1f}x", (x, y), ha="center", va="bottom", fontsize=8,
+                            xytext=(0, 2), textcoords="offset points")
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups if group_key else [""])
+        ax.set_ylabel(f"slowdown (req/s at 0 ÷ req/s at {count} CPU thread{'s' if count > 1 else ''})")
+        ax.set_xlabel("server" if group_key else "")
+        top = max([p.get_height() for p in ax.patches] + [2])
+        ax.set_ylim(0.5, top * 2.5)
+        ax.set_title(f"{count} CPU thread{'s' if count > 1 else ''}")
+        ax.legend(fontsize=8, loc="upper left")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    fig.suptitle(f"{runs.name}: slowdown from CPU-bound threads (1x = unaffected)\n{runs.fixed_text({'cpu_threads'})}",
+                 fontsize=10)
+    save(fig, directory, "slowdown.png", made)
+
+
+def nines(q):
+    return -math.log10(1 - q) if q < 1 else None
+
+
+def plot_latency_cdf(runs, directory, made):
+    if not any(number(r["latency_p50_us"]) for r in runs.rows):
+        return
+    panel_key = "server" if "server" in runs.varying else None
+    keys = column_keys(runs, exclude={"server"})
+    panels = runs.values("server") if panel_key else [""]
+    cols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4.0 * nrows), squeeze=False)
+    # The max sits one step beyond p99.9 on the "nines" axis.
+    top = nines(0.999) + 0.6
+    styles = {}
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, panel in enumerate(panels):
+        ax = axes[i // cols][i % cols]
+        for rows in runs.points().values():
+            r0 = rows[0]
+            if panel_key and r0["server"] != panel:
+                continue
+            label = series_key(r0, keys)
+            xs, ys = [], []
+            for column, q in QUANTILES:
+                value = aggregate(rows, column)
+                if value is None or q == 0.0:
+                    continue
+                xs.append(value)
+                ys.append(nines(q) if q < 1 else top)
+            if not xs:
+                continue
+            style = styles.setdefault(label, (colors[len(styles) % len(colors)], "-" if len(styles) < 10 else "--"))
+            ax.plot(xs, ys, marker="o", markersize=3, color=style[0], linestyle=style[1], label=label)
+        ax.set_xscale("log")
+        ax.set_yticks([nines(0.5), nines(0.9), nines(0.99), nines(0.999), top])
+        ax.set_yticklabels(["50%", "90%", "99%", "99.9%", "max"])
+        ax.set_xlabel("latency (µs, log scale)")
+        ax.set_ylabel("requests at or below (percentile)")
+        ax.grid(alpha=0.3, which="both")
+        ax.set_title(f"server={panel}" if panel_key else "", fontsize=10)
+    for j in range(len(panels), nrows * cols):
+        axes[j // cols][j % cols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for row in axes:
+        for ax in row:
+            for h, l in zip(*ax.get_legend_handles_labels()):
+                if l not in labels:
+                    handles.append(h)
+                    labels.append(l)
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)),
+               bbox_to_anchor=(0.5, -0.02 - 0.035 * math.ceil(len(labels) / 4)))
+    fig.suptitle(f"{runs.name}: latency distribution (percentiles of each run, median over runs)\n"
+                 f"{runs.fixed_text({'server'})}", fontsize=10)
+    fig.tight_layout()
+    save(fig, directory, "latency_cdf.png", made)
+
+
+def plot_against(runs, directory, made, axis, filename, xlabel, log_x, reference=None):
+    """req/s and latency against a numeric axis, one line per other swept setting."""
+    keys = column_keys(runs, exclude={axis})
+    series = {}
+    for rows in runs.points().values():
+        r0 = rows[0]
+        x = number(r0[axis])
+        if x is None:
+            continue
+        s = series.setdefault(series_key(r0, keys), [])
+        s.append((x, aggregate(rows, "req_per_s"), aggregate(rows, "latency_p50_us"), aggregate(rows, "latency_p99_us")))
+    if not series:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, pts) in enumerate(series.items()):
+        pts.sort()
+        color = colors[i % len(colors)]
+        xs = [p[0] for p in pts]
+        left.plot(xs, [p[1] for p in pts], marker="o", color=color, label=label)
+        right.plot(xs, [p[2] for p in pts], marker="o", color=color, label=f"{label} p50")
+        right.plot(xs, [p[3] for p in pts], marker="^", color=color, linestyle=":", label=f"{label} p99")
+        if reference:
+            reference(left, right, label, pts, color)
+    for ax in (left, right):
+        if log_x:
+            ax.set_xscale("symlog" if min(x for pts in series.values() for x, *_ in pts) <= 0 else "log",
+                          **({"linthresh": 10} if min(x for pts in series.values() for x, *_ in pts) <= 0 else {}))
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3, which="both")
+    left.set_ylabel("throughput (requests/s)")
+    left.set_yscale("log")
+    right.set_ylabel("latency (µs, log scale)")
+    right.set_yscale("log")
+    left.legend(fontsize=8)
+    right.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{runs.name}: req/s and latency against {axis}\n{runs.fixed_text({axis})}", fontsize=10)
+    fig.tight_layout()
+    save(fig, directory, filename, made)
+
+
+def plot_switch_interval(runs, directory, made):
+    if "switch_interval_us" not in runs.varying:
+        return
+
+    def reference(left, right, label, pts, color):
+        loaded = [p for p in pts if p[1]]
+        if "cpu_threads=0" in label or len(loaded) < 2:
+            return
+        x_top, rate_top = loaded[-1][0], loaded[-1][1]
+        xs = [p[0] for p in loaded]
+        left.plot(xs, [rate_top * x_top / x for x in xs], color=color, linestyle="--", linewidth=1,
+                  label=f"{label}: ∝ 1/interval")
+        right.plot(xs, xs, color="gray", linestyle="--", linewidth=1, label="p50 = interval")
+
+    plot_against(runs, directory, made, "switch_interval_us", "switch_interval.png",
+                 "switch interval (µs, log scale)", True, reference)
+
+
+def plot_cpu_threads(runs, directory, made):
+    if "cpu_threads" in runs.varying and len(runs.values("cpu_threads")) >= 3:
+        plot_against(runs, directory, made, "cpu_threads", "cpu_threads.png", "CPU-bound threads", False)
+
+
+def plot_tradeoff(runs, directory, made):
+    keys = column_keys(runs, exclude={"cpu_threads"})
+    series = {}
+    for rows in runs.points().values():
+        r0 = rows[0]
+        if r0["cpu_threads"] in ("", "0"):
+            continue
+        rate, iterations = aggregate(rows, "req_per_s"), aggregate(rows, "cpu_iterations_per_s")
+        if rate and iterations:
+            series.setdefault(series_key(r0, keys), []).append((int(r0["cpu_threads"]), iterations, rate))
+    if len(series) < 2:
+        return
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, pts) in enumerate(series.items()):
+        pts.sort()
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", color=colors[i % len(colors)], label=label)
+        for count, x, y in pts:
+            ax.annotate(f"{count} cpu", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("CPU threads' work (VM iterations/s, all CPU threads, log scale)")
+    ax.set_ylabel("I/O throughput (requests/s, log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy (up and right is better)\n"
+                 f"{runs.fixed_text({'cpu_threads'})}", fontsize=10)
+    save(fig, directory, "tradeoff.png", made)
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: scripts/plot.py RESULTS_DIR", file=sys.stderr)
+        return 2
+    directory = sys.argv[1]
+    runs = Runs(directory)
+    if not runs.rows:
+        print(f"plot.py: {directory}/runs.csv has no runs", file=sys.stderr)
+        return 0
+    os.makedirs(os.path.join(directory, "plots"), exist_ok=True)
+    made = []
+    plot_slowdown(runs, directory, made)
+    plot_latency_cdf(runs, directory, made)
+    plot_switch_interval(runs, directory, made)
+    plot_cpu_threads(runs, directory, made)
+    plot_tradeoff(runs, directory, made)
+    for axis in NUMERIC_AXES:
+        if axis in runs.varying and all(number(v) is not None for v in runs.values(axis)):
+            plot_against(runs, directory, made, axis, f"vs_{axis}.png", f"{axis} (log scale)", True)
+    for path in made:
+        print(f"plot: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
