@@ -9,6 +9,11 @@
 // released_at_ns_, lock_stats_) are therefore "guarded by the lock itself".
 // Policy `none` has no such ordering, so it touches none of the lock-wide
 // fields: only the calling thread's own record.
+//
+// Tracing (trace.h) hooks into the same two places, AfterAcquire and
+// BeforeRelease, reusing their clock reads: when a thread is not traced its
+// trace_ is nullptr and the hook is one branch. With options().stats off the
+// clock is not read at all and only the contract checks remain (benchmarks).
 #include "gil/gil.h"
 
 #include <sys/syscall.h>
@@ -17,6 +22,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+
+#include "gil/error.h"
+#include "gil/trace.h"
 
 namespace gillab::gil {
 
@@ -77,28 +85,29 @@ std::unique_ptr<ThreadState> Gil::Attach(Role role, std::string name, int lock_p
   t->index_ = attached_.fetch_add(1, std::memory_order_relaxed);
   t->tid_ = CurrentTid();
   t->lock_priority_.store(lock_priority, std::memory_order_relaxed);
+  if (trace_recorder_ != nullptr) t->trace_ = trace_recorder_->NewBuffer(role, t->name_, t->tid_, t->index_, NowNs());
   return t;
 }
 
 void Gil::Acquire(ThreadState& t) {
   if (t.holding_ && exclusive()) Misuse("re-entrant Acquire", t);
-  const int64_t asked_ns = NowNs();
+  const int64_t asked_ns = options_.stats ? NowNs() : 0;
   DoAcquire(t);
   AfterAcquire(t, asked_ns);
 }
 
 void Gil::Release(ThreadState& t) {
-  BeforeRelease(t, "Release by a non-holder");
+  BeforeRelease(t, "Release by a non-holder", /*forced=*/false);
   t.stats_.voluntary_releases++;
   DoRelease(t);
 }
 
 void Gil::Yield(ThreadState& t) {
-  BeforeRelease(t, "Yield by a non-holder");
+  BeforeRelease(t, "Yield by a non-holder", /*forced=*/true);
   t.stats_.forced_drops++;
   // The wait starts where the hold ended: reuse that clock read (the lock is
   // still ours at the policy level, so released_at_ns_ is stable here).
-  const int64_t asked_ns = exclusive() ? released_at_ns_ : NowNs();
+  const int64_t asked_ns = !options_.stats ? 0 : exclusive() ? released_at_ns_ : NowNs();
   DoYield(t);
   AfterAcquire(t, asked_ns);
 }
@@ -113,12 +122,26 @@ void Gil::SetLockPriority(ThreadState& t, int priority) {
   OnPriorityChanged(t);
 }
 
+void Gil::EnableTrace(TraceRecorder* recorder) {
+  if (recorder != nullptr && !options_.stats) throw UsageError("a lock without statistics cannot be traced");
+  if (recorder != nullptr) recorder->DescribeLock(name_, options_);
+  trace_recorder_ = recorder;
+}
+
 void Gil::RequestDrop(ThreadState& waiter) {
   drop_request_.store(true, std::memory_order_relaxed);
   waiter.stats_.yield_requests++;
+  if (waiter.trace_ != nullptr) waiter.trace_->OnDropRequest(NowNs());
 }
 
 void Gil::AfterAcquire(ThreadState& t, int64_t asked_ns) {
+  if (!options_.stats) [[unlikely]] {
+    t.holding_ = true;
+    if (exclusive() && holder_.exchange(&t, std::memory_order_acq_rel) != nullptr) {
+      Misuse("Acquire while another thread holds the lock (I1)", t);
+    }
+    return;
+  }
   const int64_t now_ns = NowNs();
   ThreadStats& s = t.stats_;
   const int64_t wait_ns = now_ns - asked_ns;
@@ -127,6 +150,7 @@ void Gil::AfterAcquire(ThreadState& t, int64_t asked_ns) {
   s.wait_hist_ns.Record(wait_ns);
   t.acquired_at_ns_ = now_ns;
   t.holding_ = true;
+  if (t.trace_ != nullptr) [[unlikely]] t.trace_->OnAcquired(asked_ns, now_ns);
   if (!exclusive()) return;
 
   // I1: a second holder means the policy is broken; one load, always checked.
@@ -145,7 +169,15 @@ void Gil::AfterAcquire(ThreadState& t, int64_t asked_ns) {
   }
 }
 
-void Gil::BeforeRelease(ThreadState& t, const char* what) {
+void Gil::BeforeRelease(ThreadState& t, const char* what, bool forced) {
+  if (!options_.stats) [[unlikely]] {
+    if (exclusive()) {
+      if (!t.holding_ || holder_.load(std::memory_order_relaxed) != &t) Misuse(what, t);
+      holder_.store(nullptr, std::memory_order_release);
+    }
+    t.holding_ = false;
+    return;
+  }
   const int64_t now_ns = NowNs();
   if (exclusive()) {
     if (!t.holding_ || holder_.load(std::memory_order_relaxed) != &t) Misuse(what, t);
@@ -156,6 +188,7 @@ void Gil::BeforeRelease(ThreadState& t, const char* what) {
   }
   t.stats_.hold_ns += static_cast<uint64_t>(now_ns - t.acquired_at_ns_);
   t.holding_ = false;
+  if (t.trace_ != nullptr) [[unlikely]] t.trace_->OnReleased(t.acquired_at_ns_, now_ns, forced);
 }
 
 }  // namespace gillab::gil

@@ -56,6 +56,10 @@ struct GilOptions {
   int64_t check_interval = 100;
   // newgil: after a forced drop, the dropper waits until another thread took the lock.
   bool forced_switching = true;
+  // Per-thread and lock-wide statistics (and the clock reads they need). Off
+  // only to measure what they cost (trace_benchmark.cc); a Gil without stats
+  // cannot be traced.
+  bool stats = true;
 };
 
 // Per-thread counters. Written only by the owning thread (handoffs excepted,
@@ -71,6 +75,8 @@ struct ThreadStats {
 };
 
 class Gil;
+class TraceBuffer;
+class TraceRecorder;
 
 // One thread's record with one lock. Policies may subclass it (NewThreadState)
 // to keep their per-waiter state beside it.
@@ -105,6 +111,7 @@ class ThreadState {
   ThreadStats stats_;
   int64_t acquired_at_ns_ = 0;
   bool holding_ = false;
+  TraceBuffer* trace_ = nullptr;  // this thread's trace events; nullptr when not traced
 };
 
 // Lock-wide figures, kept by whoever holds the lock.
@@ -140,6 +147,13 @@ class Gil {
   // Lock-wide statistics; read only when no thread uses the lock.
   const LockStats& lock_stats() const { return lock_stats_; }
 
+  // Records every later-attached thread's waits, holds and drops into
+  // `recorder` (trace.h), which must outlive every use of this lock. Call
+  // before threads attach; threads attached earlier stay untraced. Throws
+  // UsageError when options().stats is off.
+  void EnableTrace(TraceRecorder* recorder);
+  TraceRecorder* trace_recorder() const { return trace_recorder_; }
+
  protected:
   Gil(std::string name, GilOptions options);
 
@@ -161,7 +175,7 @@ class Gil {
 
  private:
   void AfterAcquire(ThreadState& t, int64_t asked_ns);
-  void BeforeRelease(ThreadState& t, const char* what);
+  void BeforeRelease(ThreadState& t, const char* what, bool forced);
 
   std::string name_;
   GilOptions options_;
@@ -174,7 +188,7 @@ class Gil {
   std::shared_ptr<std::atomic<uint64_t>> last_holder_handoffs_;
   int64_t released_at_ns_ = 0;                // guarded by the lock itself
   LockStats lock_stats_;
-
+  TraceRecorder* trace_recorder_ = nullptr;  // set before threads attach, then read-only
 };
 
 // The policy names, in the order `gillab list` prints them.
