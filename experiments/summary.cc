@@ -66,6 +66,13 @@ std::string Describe(const Row& settings, const std::vector<std::string>& keys) 
   return out.empty() ? "(all)" : out;
 }
 
+// The main table's row label: the row settings' values ("blocking"), or the server when nothing else varies.
+std::string RowLabel(const Row& settings, const std::vector<std::string>& keys) {
+  if (keys.empty()) return Get(settings, "server");
+  if (keys.size() == 1) return Get(settings, keys[0]);
+  return Describe(settings, keys);
+}
+
 std::string MedianRange(const std::optional<Spread>& s, std::string (*format)(double)) {
   if (!s) return "NA";
   if (s->n == 1) return format(s->median);
@@ -185,17 +192,31 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     out += fmt::format("Machine: {} ({} cores), kernel {}. gillab {}{}. Started {}.\n", meta_text("cpu_model"),
                        meta_text("cores"), meta_text("kernel"), meta_text("git_sha"),
                        meta.value("git_dirty", false) ? " (dirty tree)" : "", meta_text("started_utc"));
-    if (meta.contains("pinning")) out += fmt::format("Pinning: {}.\n", meta_text("pinning"));
+    if (auto pin = meta.find("pinning"); pin != meta.end() && pin->is_object())
+      out += fmt::format("Pinning: server {}, client {}.\n", pin->value("server_cpus", "?"), pin->value("client_cpus", "?"));
     out += "\n";
   }
   auto points = GroupByPoint(rows);
   if (points.empty()) return out + "No finished runs yet.\n";
   std::vector<std::string> varying = VaryingSettings(rows);
+  bool by_variant = std::find(varying.begin(), varying.end(), "variant") != varying.end();
+  // Settings that only change with the variant are its content: its label stands for them.
+  auto determined_by_variant = [&](const std::string& key) {
+    if (!by_variant || key == "variant") return false;
+    std::map<std::string, std::set<std::string>> per_variant;
+    for (const auto& r : rows) per_variant[Get(r, "variant")].insert(Get(r, key));
+    return std::all_of(per_variant.begin(), per_variant.end(), [](auto& e) { return e.second.size() == 1; });
+  };
+  std::vector<std::string> shown;  // the varying settings a table needs to tell points apart
+  for (const auto& key : varying)
+    if (!determined_by_variant(key)) shown.push_back(key);
   // Fixed settings, for the reader (defaults omitted).
   std::vector<std::string> fixed;
   for (const auto& spec : SettingSpecs()) {
     std::string key(spec.name);
     if (std::find(varying.begin(), varying.end(), key) != varying.end()) continue;
+    // Variants bundle these: a "fixed" policy beside a native variant would mislead.
+    if (by_variant && (key == "engine" || key == "policy" || key == "lock_priority" || key == "os_priority")) continue;
     std::string value = Get(points[0].settings, key);
     if (value != spec.default_value || key == "server" || key == "engine" || key == "requests")
       fixed.push_back(fmt::format("{}={}", key, value.empty() ? "\"\"" : value));
@@ -208,19 +229,9 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
   bool has_unloaded = std::any_of(points.begin(), points.end(), [](const PointRuns& p) { return Get(p.settings, "cpu_threads") == "0"; });
   bool cpu_varies = std::find(varying.begin(), varying.end(), "cpu_threads") != varying.end();
   if (cpu_varies && has_unloaded) {
-    bool by_variant = std::find(varying.begin(), varying.end(), "variant") != varying.end();
-    // Settings that only change with the variant are its content, not separate rows.
     std::vector<std::string> row_keys;
-    for (const auto& key : varying) {
-      if (key == "variant" || key == "cpu_threads") continue;
-      if (by_variant) {
-        std::map<std::string, std::set<std::string>> per_variant;
-        for (const auto& p : points) per_variant[Get(p.settings, "variant")].insert(Get(p.settings, key));
-        bool determined = std::all_of(per_variant.begin(), per_variant.end(), [](auto& e) { return e.second.size() == 1; });
-        if (determined) continue;
-      }
-      row_keys.push_back(key);
-    }
+    for (const auto& key : shown)
+      if (key != "variant" && key != "cpu_threads") row_keys.push_back(key);
     std::vector<std::string> columns, cpu_values, row_labels;
     std::map<std::string, Row> row_settings;
     for (const auto& p : points) {
@@ -228,11 +239,11 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
       if (std::find(columns.begin(), columns.end(), column) == columns.end()) columns.push_back(column);
       std::string cpu = Get(p.settings, "cpu_threads");
       if (std::find(cpu_values.begin(), cpu_values.end(), cpu) == cpu_values.end()) cpu_values.push_back(cpu);
-      std::string label = Describe(p.settings, row_keys);
+      std::string label = RowLabel(p.settings, row_keys);
       if (!row_settings.count(label)) row_labels.push_back(label), row_settings[label] = p.settings;
     }
     std::sort(cpu_values.begin(), cpu_values.end(), [](auto& a, auto& b) { return std::stoll(a) < std::stoll(b); });
-    std::vector<std::string> header = {row_keys.empty() ? "" : fmt::format("{}", fmt::join(row_keys, " "))};
+    std::vector<std::string> header = {row_keys.empty() ? "server" : fmt::format("{}", fmt::join(row_keys, " "))};
     for (const auto& column : columns) {
       std::string prefix = column.empty() ? "" : column + ": ";
       for (const auto& cpu : cpu_values) header.push_back(fmt::format("{}{} CPU", prefix, cpu));
@@ -246,7 +257,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
         auto find = [&](const std::string& cpu) -> const PointRuns* {
           for (const auto& p : points)
             if ((!by_variant || Get(p.settings, "variant") == column) && Get(p.settings, "cpu_threads") == cpu &&
-                Describe(p.settings, row_keys) == label)
+                RowLabel(p.settings, row_keys) == label)
               return &p;
           return nullptr;
         };
@@ -273,12 +284,12 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
   // ---- Per point ----
   std::vector<std::string> warnings;
   std::vector<std::string> header = {"point"};
-  for (const auto& k : varying) header.push_back(k);
+  for (const auto& k : shown) header.push_back(k);
   for (const char* h : {"runs", "req/s median (min–max)", "CV", "p50", "p99", "slowdown", "notes"}) header.push_back(h);
   std::vector<std::vector<std::string>> table;
   for (const auto& p : points) {
     std::vector<std::string> cells = {std::to_string(p.point)};
-    for (const auto& k : varying) cells.push_back(Get(p.settings, k));
+    for (const auto& k : shown) cells.push_back(Get(p.settings, k));
     auto rate = p.Of("req_per_s");
     cells.push_back(std::to_string(p.runs.size()));
     cells.push_back(MedianRange(rate, FormatRate));
@@ -288,7 +299,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
       if (*rate->cv > kCvWarningThreshold) {
         notes += "⚠ CV > 5% ";
         warnings.push_back(fmt::format("point {} ({}): req/s varies by {} (CV) over {} runs; repeat or quiet the machine",
-                                       p.point, Describe(p.settings, varying), Percent(*rate->cv), rate->n));
+                                       p.point, Describe(p.settings, shown), Percent(*rate->cv), rate->n));
       }
     } else {
       cells.push_back("NA");
@@ -301,7 +312,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     if (errors && errors->max > 0) {
       notes += fmt::format("⚠ {} errors ", errors->max);
       warnings.push_back(fmt::format("point {} ({}): the client counted failed requests (up to {} per run)", p.point,
-                                     Describe(p.settings, varying), errors->max));
+                                     Describe(p.settings, shown), errors->max));
     }
     cells.push_back(notes);
     table.push_back(cells);
@@ -312,7 +323,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
   bool any_lock = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return !Get(r, "io_hold_ns").empty(); });
   if (any_lock) {
     std::vector<std::string> lock_header = {"point"};
-    for (const auto& k : varying) lock_header.push_back(k);
+    for (const auto& k : shown) lock_header.push_back(k);
     for (const char* h : {"io holding", "io waiting", "cpu holding", "cpu waiting", "switches/s", "io wait p99",
                           "forced drops io/cpu", "hand-off p50"})
       lock_header.push_back(h);
@@ -330,7 +341,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
         return shares.empty() ? "NA" : Percent(Summarize(shares).median);
       };
       std::vector<std::string> cells = {std::to_string(p.point)};
-      for (const auto& k : varying) cells.push_back(Get(p.settings, k));
+      for (const auto& k : shown) cells.push_back(Get(p.settings, k));
       cells.push_back(share("io", "hold"));
       cells.push_back(share("io", "wait"));
       cells.push_back(share("cpu", "hold"));
@@ -364,7 +375,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
         std::string why = Get(r, role + "_os_priority_refused");
         std::string applied = Get(r, role + "_os_priority_applied");
         if (why.empty() && applied != "false" && applied != "partial") continue;
-        refused.push_back(fmt::format("- point {} ({}): {} {} not applied{}", p.point, Describe(p.settings, varying), role,
+        refused.push_back(fmt::format("- point {} ({}): {} {} not applied{}", p.point, Describe(p.settings, shown), role,
                                       Get(r, role + "_os_priority_requested"), why.empty() ? "" : ": " + why));
         break;
       }

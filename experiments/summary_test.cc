@@ -103,7 +103,7 @@ TEST(RenderSummary, BeazleyTableHasServersAsRowsAndVariantsAsColumns) {
                     "toy newgil: 1 CPU | toy newgil: slowdown |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| server=blocking | 5700/s · p50 105 µs | 5700/s · p50 105 µs | **1.00x** | "
+  EXPECT_NE(md.find("| blocking | 5700/s · p50 105 µs | 5700/s · p50 105 µs | **1.00x** | "
                     "5700/s · p50 105 µs | 190/s · p50 5.02 ms | **30x** |"),
             std::string::npos)
       << md;

@@ -28,6 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 # Settings shown in titles when fixed (others only when not at their default).
 TITLE_KEYS = ["server", "engine", "policy", "switch_interval_us", "cpu_threads", "handler", "message_bytes",
@@ -87,8 +88,10 @@ class Runs:
 
     def fixed_text(self, also_hide=()):
         parts = []
+        # Variants bundle engine/policy/priorities: a "fixed" value there would mislead.
+        bundled = {"engine", "policy", "lock_priority", "os_priority"} if "variant" in self.varying else set()
         for k in TITLE_KEYS:
-            if k in self.varying or k in also_hide or k not in self.settings:
+            if k in self.varying or k in also_hide or k in bundled or k not in self.settings:
                 continue
             value = self.rows[0][k]
             if value == "" or (k in ("rate", "lock_priority", "os_priority") and value in ("0", "")):
@@ -121,6 +124,13 @@ def column_keys(runs, exclude):
 
 def aggregate(rows, column):
     return median(number(r[column]) for r in rows)
+
+
+def plain_log(axis):
+    """Log-scale ticks at 1, 2, 5 x 10^k labelled as plain numbers (not 10^k)."""
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def save(fig, directory, name, made):
@@ -176,16 +186,19 @@ def plot_slowdown(runs, directory, made):
         ax.set_yscale("log")
         ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
         ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels(groups if group_key else [""])
-        ax.set_ylabel(f"slowdown (req/s at 0 ÷ req/s at {count} CPU thread{'s' if count > 1 else ''})")
+        ax.set_xticklabels(groups if group_key else [f"server={runs.rows[0]['server']}"])
+        ax.set_ylabel(f"slowdown: req/s at 0 ÷ req/s at {count} CPU thread{'s' if count > 1 else ''} (log)")
         ax.set_xlabel("server" if group_key else "")
         top = max([p.get_height() for p in ax.patches] + [2])
         ax.set_ylim(0.5, top * 2.5)
-        ax.set_title(f"{count} CPU thread{'s' if count > 1 else ''}")
+        plain_log(ax.yaxis)
+        if len(loaded_counts) > 1:
+            ax.set_title(f"{count} CPU thread{'s' if count > 1 else ''}", fontsize=9)
         ax.legend(fontsize=8, loc="upper left")
         ax.grid(axis="y", which="both", alpha=0.3)
-    fig.suptitle(f"{runs.name}: slowdown from CPU-bound threads (1x = unaffected)\n{runs.fixed_text({'cpu_threads'})}",
+    fig.suptitle(f"{runs.name}: slowdown from CPU-bound threads (1x = unaffected)\n{runs.fixed_text({'cpu_threads', 'server'})}",
                  fontsize=10)
+    fig.tight_layout()
     save(fig, directory, "slowdown.png", made)
 
 
@@ -225,6 +238,7 @@ def plot_latency_cdf(runs, directory, made):
             style = styles.setdefault(label, (colors[len(styles) % len(colors)], "-" if len(styles) < 10 else "--"))
             ax.plot(xs, ys, marker="o", markersize=3, color=style[0], linestyle=style[1], label=label)
         ax.set_xscale("log")
+        plain_log(ax.xaxis)
         ax.set_yticks([nines(0.5), nines(0.9), nines(0.99), nines(0.999), top])
         ax.set_yticklabels(["50%", "90%", "99%", "99.9%", "max"])
         ax.set_xlabel("latency (µs, log scale)")
@@ -278,10 +292,12 @@ def plot_against(runs, directory, made, axis, filename, xlabel, log_x, reference
                           **({"linthresh": 10} if min(x for pts in series.values() for x, *_ in pts) <= 0 else {}))
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3, which="both")
-    left.set_ylabel("throughput (requests/s)")
+    left.set_ylabel("throughput (requests/s, log scale)")
     left.set_yscale("log")
+    plain_log(left.yaxis)
     right.set_ylabel("latency (µs, log scale)")
     right.set_yscale("log")
+    plain_log(right.yaxis)
     left.legend(fontsize=8)
     right.legend(fontsize=7, ncol=2)
     fig.suptitle(f"{runs.name}: req/s and latency against {axis}\n{runs.fixed_text({axis})}", fontsize=10)
@@ -317,7 +333,8 @@ def plot_tradeoff(runs, directory, made):
     series = {}
     for rows in runs.points().values():
         r0 = rows[0]
-        if r0["cpu_threads"] in ("", "0"):
+        # Iterations are counted in different units by each engine: compare within the toy VM only.
+        if r0["cpu_threads"] in ("", "0") or r0["engine"] != "toy":
             continue
         rate, iterations = aggregate(rows, "req_per_s"), aggregate(rows, "cpu_iterations_per_s")
         if rate and iterations:
@@ -333,11 +350,12 @@ def plot_tradeoff(runs, directory, made):
             ax.annotate(f"{count} cpu", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log(ax.yaxis)
     ax.set_xlabel("CPU threads' work (VM iterations/s, all CPU threads, log scale)")
     ax.set_ylabel("I/O throughput (requests/s, log scale)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy (up and right is better)\n"
+    ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy, toy engine (up and right is better)\n"
                  f"{runs.fixed_text({'cpu_threads'})}", fontsize=10)
     save(fig, directory, "tradeoff.png", made)
 
@@ -351,7 +369,12 @@ def main():
     if not runs.rows:
         print(f"plot.py: {directory}/runs.csv has no runs", file=sys.stderr)
         return 0
-    os.makedirs(os.path.join(directory, "plots"), exist_ok=True)
+    plots = os.path.join(directory, "plots")
+    os.makedirs(plots, exist_ok=True)
+    # plots/ is ours: a plot the data no longer supports must not linger from an earlier report.
+    for name in os.listdir(plots):
+        if name.endswith(".png"):
+            os.remove(os.path.join(plots, name))
     made = []
     plot_slowdown(runs, directory, made)
     plot_latency_cdf(runs, directory, made)
