@@ -276,6 +276,7 @@ class Assembler {
       }
       fn_->code[ref.pc].b = static_cast<int32_t>(static_cast<int64_t>(it->second) - static_cast<int64_t>(ref.pc) - 1);
     }
+    Fuse(*fn_);
     fn_ = nullptr;
   }
 
@@ -316,7 +317,7 @@ class Assembler {
         if (operand->kind == Token::kInt && operand->value >= INT32_MIN && operand->value <= INT32_MAX) {
           ins.b = static_cast<int32_t>(operand->value);
         } else {
-          ins = Instr{Op::CONST, Constant(*operand), 0};
+          ins = Instr{Op::CONST, 0, Constant(*operand), 0};
         }
         break;
       case Operand::kConst:
@@ -350,6 +351,10 @@ class Assembler {
         if (operand == nullptr || operand->kind != Token::kIdent) expect("a function name");
         call_refs_.push_back({program_->functions.size() - 1, fn_->code.size(), operand->text, {line_, operand->col}});
         break;
+      case Operand::kFusedLI:
+      case Operand::kFusedLL:
+        Fail(head.col, fmt::format("'{}' is made by the assembler from 'load', 'push' or 'load', and a jump: write those",
+                                   head.text));
       case Operand::kNative: {
         if (operand == nullptr || operand->kind != Token::kIdent) expect("a native name");
         auto id = FindNative(operand->text);
@@ -365,6 +370,59 @@ class Assembler {
     }
     fn_->code.push_back(ins);
     fn_->pos.push_back({line_, head.col});
+  }
+
+  // The superinstructions of opcodes.h: `load a; push c; j<cc> L` and
+  // `load a; load c; j<cc> L` become one jump when no jump lands on the second
+  // or third instruction. Jump offsets are recomputed after the code shrinks.
+  static void Fuse(Function& f) {
+    const size_t n = f.code.size();
+    std::vector<int64_t> target(n, -1);  // absolute targets of the jumps
+    std::vector<bool> is_target(n + 1, false);
+    for (size_t pc = 0; pc < n; ++pc) {
+      if (!IsJump(f.code[pc].op)) continue;
+      target[pc] = static_cast<int64_t>(pc) + 1 + f.code[pc].b;
+      if (target[pc] >= 0 && target[pc] <= static_cast<int64_t>(n)) is_target[static_cast<size_t>(target[pc])] = true;
+    }
+    auto fused_op = [](Op jump, bool immediate) -> std::optional<Op> {
+      const int k = static_cast<int>(jump) - static_cast<int>(Op::JEQ);
+      if (k < 0 || k > static_cast<int>(Op::JGE) - static_cast<int>(Op::JEQ)) return std::nullopt;
+      return static_cast<Op>(static_cast<int>(immediate ? Op::JEQ_LI : Op::JEQ_LL) + k);
+    };
+    std::vector<Instr> code;
+    std::vector<SourcePos> pos;
+    std::vector<int64_t> code_target;
+    std::vector<size_t> old_to_new(n + 1, 0);
+    for (size_t pc = 0; pc < n;) {
+      old_to_new[pc] = code.size();
+      if (pc + 2 < n && f.code[pc].op == Op::LOAD && !is_target[pc + 1] && !is_target[pc + 2]) {
+        const Instr& second = f.code[pc + 1];
+        const bool immediate = second.op == Op::PUSH && second.b >= INT8_MIN && second.b <= INT8_MAX;
+        const bool local = second.op == Op::LOAD && second.a <= UINT8_MAX;
+        const std::optional<Op> op = fused_op(f.code[pc + 2].op, immediate);
+        if ((immediate || local) && op) {
+          const auto c = immediate ? static_cast<int8_t>(second.b) : static_cast<int8_t>(static_cast<uint8_t>(second.a));
+          code.push_back(Instr{*op, c, f.code[pc].a, 0});
+          pos.push_back(f.pos[pc + 2]);
+          code_target.push_back(target[pc + 2]);
+          old_to_new[pc + 1] = old_to_new[pc + 2] = old_to_new[pc];
+          pc += 3;
+          continue;
+        }
+      }
+      code.push_back(f.code[pc]);
+      pos.push_back(f.pos[pc]);
+      code_target.push_back(target[pc]);
+      ++pc;
+    }
+    old_to_new[n] = code.size();
+    for (size_t pc = 0; pc < code.size(); ++pc) {
+      if (code_target[pc] < 0 || code_target[pc] > static_cast<int64_t>(n)) continue;  // the verifier reports it
+      const auto to = static_cast<int64_t>(old_to_new[static_cast<size_t>(code_target[pc])]);
+      code[pc].b = static_cast<int32_t>(to - static_cast<int64_t>(pc) - 1);
+    }
+    f.code = std::move(code);
+    f.pos = std::move(pos);
   }
 
   uint16_t Local(const Token& t) const {
@@ -421,7 +479,7 @@ class Assembler {
       }
       if (found) continue;
       if (auto id = FindNative(ref.name)) {
-        ins = Instr{Op::NATIVE, static_cast<uint16_t>(*id), 0};
+        ins = Instr{Op::NATIVE, 0, static_cast<uint16_t>(*id), 0};
         continue;
       }
       FailAt(ref.pos.line, ref.pos.col, fmt::format("unknown function '{}': not defined in this file nor a native", ref.name));

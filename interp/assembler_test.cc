@@ -29,6 +29,13 @@ std::string ProgramUsing(Op op) {
     case Operand::kLabel: operand = "next"; break;
     case Operand::kFunc: operand = "g"; break;
     case Operand::kNative: operand = "now_ns"; break;
+    case Operand::kFusedLI:
+    case Operand::kFusedLL: {
+      // Not written by hand: the assembler makes them from load, push/load, jump.
+      const std::string jump(info.mnemonic.substr(0, info.mnemonic.size() - 3));
+      const std::string second = info.operand == Operand::kFusedLI ? "push 3" : "load c";
+      return "func f\n  var c\n  load c\n  " + second + "\n  " + jump + " next\n  push 1\n  ret\nnext:\n  push 2\n  ret\nend\n";
+    }
   }
   int pops = info.pops;
   if (op == Op::CALL) pops = 1;
@@ -59,6 +66,24 @@ TEST(Assembler, EveryOpcodeAssemblesFromItsMnemonic) {
     EXPECT_TRUE(found) << text;
     EXPECT_NE(Disassemble(*p).find(InfoOf(op).mnemonic), std::string::npos);
   }
+}
+
+TEST(Assembler, SuperinstructionsAreNotWrittenByHand) {
+  try {
+    Assemble("func f\n  jgt_li 0 0 x\nend\n", "s.gasm");
+    ADD_FAILURE() << "assembled";
+  } catch (const AsmError& e) {
+    EXPECT_NE(e.message.find("made by the assembler"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Assembler, NoFusionWhenAJumpLandsInsideTheSequence) {
+  // `mid` is the push: fusing load/push/jgt would lose that entry point.
+  auto p = Assemble("func f n\n  load n\nmid: push 0\n  jgt out\n  push 0\n  jmp mid\nout: push 1\n  ret\nend\n", "s.gasm");
+  for (const Instr& ins : p->Find("f")->code) EXPECT_NE(ins.op, Op::JGT_LI);
+  auto q = Assemble("func f n\ntop: load n\n  push 0\n  jgt out\n  inc n 1\n  jmp top\nout: push 1\n  ret\nend\n", "s.gasm");
+  EXPECT_EQ(q->Find("f")->code[0].op, Op::JGT_LI);
+  EXPECT_EQ(q->Find("f")->code.size(), 5u);
 }
 
 TEST(Assembler, PushOfAWideIntOrAStringBecomesAConstant) {

@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "gil/error.h"
+#include "gil/trace.h"
 #include "interp/vm.h"
 
 namespace gillab::interp {
@@ -66,6 +67,11 @@ ContendResult RunContend(const ContendOptions& options) {
   if (options.io_work_units < 0) throw UsageError(fmt::format("--io-work-units must be >= 0, got {}", options.io_work_units));
   auto gil = gil::MakeGil(options.policy, {.switch_interval_us = options.switch_interval_us,
                                            .check_interval = options.check_interval});
+  std::unique_ptr<gil::TraceRecorder> recorder;
+  if (!options.trace_path.empty()) {
+    recorder = std::make_unique<gil::TraceRecorder>(gil::TraceOptions{.max_events_per_thread = options.trace_max_events});
+    gil->EnableTrace(recorder.get());
+  }
   auto cpu_program = LoadProgram("cpu_spin");
   auto io_program = LoadProgram("io_step");
 
@@ -139,6 +145,7 @@ ContendResult RunContend(const ContendOptions& options) {
   }
 
   result.lock_switches = gil->lock_stats().switches;
+  result.handoff_ns = gil->lock_stats().handoff_ns;
   result.threads.push_back(Snapshot(*io_state));
   for (size_t i = 0; i < k; ++i) {
     ContendThread t = Snapshot(*cpu_states[i]);
@@ -149,6 +156,10 @@ ContendResult RunContend(const ContendOptions& options) {
   }
   result.threads[0].seconds = result.seconds;
   result.threads[0].iterations = options.iterations;
+  if (recorder) {
+    result.trace_dropped_events = recorder->dropped_events();
+    recorder->WriteChromeJson(options.trace_path, ToJson(result).dump());
+  }
   return result;
 }
 
@@ -174,6 +185,12 @@ nlohmann::json ToJson(const ContendResult& r) {
         {"seconds", t.seconds},
     });
   }
+  const gil::Histogram& hh = r.handoff_ns;
+  json handoff_cdf = json::array();
+  for (double p : {0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.5,
+                   99.9, 100.0}) {
+    if (hh.count() > 0) handoff_cdf.push_back({p, Us(hh.Percentile(p))});
+  }
   json priorities = json::object();
   for (const auto& [role, p] : r.options.lock_priority) priorities[std::string(gil::RoleName(role))] = p;
   return {
@@ -188,6 +205,14 @@ nlohmann::json ToJson(const ContendResult& r) {
       {"cpu_iterations_per_s", r.cpu_iterations_per_s},
       {"threads", threads},
       {"lock_switches", r.lock_switches},
+      {"handoff_us",
+       {{"p50", Us(hh.Percentile(50))},
+        {"p90", Us(hh.Percentile(90))},
+        {"p99", Us(hh.Percentile(99))},
+        {"max", Us(hh.max())},
+        {"mean", hh.Mean() / 1e3},
+        {"count", hh.count()},
+        {"cdf", handoff_cdf}}},
       {"seconds", r.seconds},
       {"cpu_threads", r.options.cpu_threads},
       {"io_sleep_us", r.options.io_sleep_us},
@@ -196,6 +221,8 @@ nlohmann::json ToJson(const ContendResult& r) {
       {"switch_interval_us", r.options.switch_interval_us},
       {"check_interval", r.options.check_interval},
       {"lock_priority", priorities},
+      {"trace", r.options.trace_path.empty() ? json(nullptr) : json(r.options.trace_path)},
+      {"trace_dropped_events", r.trace_dropped_events},
   };
 }
 
@@ -208,8 +235,15 @@ std::string FormatTable(const ContendResult& r) {
       o.policy == "mutex" ? fmt::format(", check interval {}", o.check_interval) : "");
   out += fmt::format("io re-acquire wait (us): p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})\n",
                      Us(h.Percentile(50)), Us(h.Percentile(90)), Us(h.Percentile(99)), Us(h.max()), h.count());
-  out += fmt::format("cpu iterations/s: {:.4g}   run: {:.3f} s   lock switches: {}\n\n", r.cpu_iterations_per_s,
+  out += fmt::format("cpu iterations/s: {:.4g}   run: {:.3f} s   lock switches: {}\n", r.cpu_iterations_per_s,
                      r.seconds, r.lock_switches);
+  out += fmt::format("hand-off (us): p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})\n",
+                     Us(r.handoff_ns.Percentile(50)), Us(r.handoff_ns.Percentile(90)),
+                     Us(r.handoff_ns.Percentile(99)), Us(r.handoff_ns.max()), r.handoff_ns.count());
+  if (!o.trace_path.empty()) {
+    out += fmt::format("trace: {} ({} events dropped)\n", o.trace_path, r.trace_dropped_events);
+  }
+  out += "\n";
   out += fmt::format("{:<8} {:>4} {:>12} {:>11} {:>11} {:>8} {:>9} {:>9} {:>12}\n", "thread", "prio", "acquisitions",
                      "wait_ms", "hold_ms", "forced", "releases", "handoffs", "iterations");
   for (const ContendThread& t : r.threads) {

@@ -35,6 +35,10 @@ struct ContendOptions {
   int64_t switch_interval_us = 5000;
   int64_t check_interval = 100;   // mutex only
   std::map<gil::Role, int> lock_priority;  // roles not named get 0
+  // Non-empty: record a lock timeline (gil/trace.h) and write it here as
+  // Chrome trace-event JSON, with ToJson's object as the run metadata.
+  std::string trace_path;
+  int64_t trace_max_events = 1 << 20;  // per thread
 };
 
 struct ContendThread {
@@ -53,13 +57,16 @@ struct ContendResult {
   double cpu_iterations_per_s = 0;     // summed over the cpu threads
   double seconds = 0;                  // the io thread's run
   uint64_t lock_switches = 0;
+  gil::Histogram handoff_ns;           // LockStats::handoff_ns: release/drop to the next holder running
+  int64_t trace_dropped_events = 0;    // with trace_path: events over trace_max_events
   std::vector<ContendThread> threads;  // io first, then cpu-0, cpu-1, ...
 };
 
 // Throws UsageError for bad options (unknown policy, negative counts).
 ContendResult RunContend(const ContendOptions& options);
 
-// The `--json` object of design §5 (policy, io_wait_us, cpu_iterations_per_s, threads, settings).
+// The `--json` object of design §5 (policy, io_wait_us, cpu_iterations_per_s, threads, settings),
+// plus handoff_us: the lock's hand-off latency percentiles and its CDF as [[percent, us], ...].
 nlohmann::json ToJson(const ContendResult& result);
 // The short table `gillab contend` prints without --json.
 std::string FormatTable(const ContendResult& result);

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "gil/thread_priority.h"
+#include "gil/trace.h"
 #include "interp/commands.h"
 #include "interp/contend.h"
 
@@ -34,8 +35,13 @@ void AddContendCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--lock-priority", f->lock_priority, "Lock priority per role, e.g. io=1,cpu=0 (policy priority)");
   cmd->add_flag("--json", f->json, "Print one JSON object instead of the table");
+  cmd->add_option("--trace", o.trace_path, "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE");
+  cmd->add_option("--trace-max-events", o.trace_max_events, "Trace: events kept per thread; later ones are dropped")
+      ->capture_default_str();
   cmd->callback([f] {
     if (!f->lock_priority.empty()) f->options.lock_priority = gil::ParseLockPriorities(f->lock_priority);
+    // Refuse an unwritable trace path before the run, not after it.
+    if (!f->options.trace_path.empty()) gil::CheckTracePathWritable(f->options.trace_path);
     const ContendResult r = RunContend(f->options);
     if (f->json) {
       fmt::print("{}\n", ToJson(r).dump());

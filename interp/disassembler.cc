@@ -48,6 +48,13 @@ std::string DisassembleInstr(const Program& program, const Function& f, size_t p
     case Operand::kFunc:
       operand = ins.a < program.functions.size() ? program.functions[ins.a].name : std::to_string(ins.a);
       break;
+    case Operand::kFusedLI:
+      operand = fmt::format("{} {} -> {:04}", local(ins.a), ins.c, static_cast<int64_t>(pc) + 1 + ins.b);
+      break;
+    case Operand::kFusedLL:
+      operand = fmt::format("{} {} -> {:04}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
+                            static_cast<int64_t>(pc) + 1 + ins.b);
+      break;
     case Operand::kNative:
       operand = ins.a < kNativeCount ? std::string(kNativeInfo[ins.a].name) : std::to_string(ins.a);
       break;

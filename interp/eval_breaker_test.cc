@@ -129,10 +129,10 @@ TEST(MutexTicks, MutexPolicyYieldsEveryCheckIntervalInstructions) {
   auto me = gil->Attach(gil::Role::kCpu, "alone");
   auto program = LoadProgram("countdown");
   gil->Acquire(*me);
-  // countdown(n) runs 4n + 6 instructions: jmp, n x (inc load push jgt) less one inc, then load ret.
+  // countdown(n) runs 2n + 4 instructions: jmp, n x (jgt_li, inc), jgt_li, load, ret.
   Vm vm(program, *gil, *me);
   vm.Call("main", {Value::Int(10000)});
-  EXPECT_NEAR(static_cast<double>(me->stats().forced_drops), 40006 / 100.0, 2.0);
+  EXPECT_NEAR(static_cast<double>(me->stats().forced_drops), 20004 / 100.0, 2.0);
   Vm no_breaker(program, *gil, *me, VmOptions{.eval_breaker = false});
   const uint64_t before = me->stats().forced_drops;
   no_breaker.Call("main", {Value::Int(10000)});

@@ -5,14 +5,21 @@
 // land on an instruction boundary and a truncated program can never be decoded
 // half-way through an operand.
 //
-//   63                              32 31              16 15               0
-//  +----------------------------------+------------------+------------------+
-//  |            b (int32)             |     a (uint16)    |    op (uint16)   |
-//  +----------------------------------+------------------+------------------+
+//   63                      32 31            16 15      8 7       0
+//  +--------------------------+----------------+---------+---------+
+//  |         b (int32)        |    a (uint16)  | c (int8)| op (u8) |
+//  +--------------------------+----------------+---------+---------+
 //
 //   a: a local slot, a constant index, a function index or a native index.
 //   b: an immediate integer, or a jump offset relative to the NEXT
 //      instruction (pc := pc + 1 + b, as in Lua's sJ).
+//   c: only in superinstructions: a small immediate, or a second local.
+//
+// Superinstructions (the *_LI and *_LL jumps) are not written by hand: the
+// assembler fuses `load a; push c; j<cc> L` and `load a; load c; j<cc> L`
+// into one instruction when no jump lands inside the sequence, as CPython 3.11
+// fuses LOAD_FAST pairs and Lua compares a register with an immediate (GTI).
+// They turn a loop test from three dispatches into one.
 //
 // Notation of the stack effects: `[x y -- z]` pops y (top) then x and pushes z;
 // L[a] is local slot a of the current frame, K[a] constant a of the program,
@@ -43,6 +50,8 @@ enum class Operand : uint8_t {
   kLabel,     // b: a label of the same function
   kFunc,      // a: a function of the program
   kNative,    // a: a native (natives.h)
+  kFusedLI,   // a: a local, c: an int8 immediate, b: a label (made by the assembler only)
+  kFusedLL,   // a: a local, c: a local below 256, b: a label (made by the assembler only)
 };
 
 #define GILLAB_OPCODES(X)                                                                     \
@@ -78,6 +87,18 @@ enum class Operand : uint8_t {
   X(JLE, "jle", kLabel, 2, 0, "[ x y -- ]  if x <= y: pc += b")                               \
   X(JGT, "jgt", kLabel, 2, 0, "[ x y -- ]  if x > y: pc += b")                                \
   X(JGE, "jge", kLabel, 2, 0, "[ x y -- ]  if x >= y: pc += b")                               \
+  X(JEQ_LI, "jeq_li", kFusedLI, 0, 0, "[ -- ]  if L[a] == c: pc += b  (load a; push c; jeq)") \
+  X(JNE_LI, "jne_li", kFusedLI, 0, 0, "[ -- ]  if L[a] != c: pc += b  (load a; push c; jne)") \
+  X(JLT_LI, "jlt_li", kFusedLI, 0, 0, "[ -- ]  if L[a] < c: pc += b  (load a; push c; jlt)") \
+  X(JLE_LI, "jle_li", kFusedLI, 0, 0, "[ -- ]  if L[a] <= c: pc += b  (load a; push c; jle)") \
+  X(JGT_LI, "jgt_li", kFusedLI, 0, 0, "[ -- ]  if L[a] > c: pc += b  (load a; push c; jgt)") \
+  X(JGE_LI, "jge_li", kFusedLI, 0, 0, "[ -- ]  if L[a] >= c: pc += b  (load a; push c; jge)") \
+  X(JEQ_LL, "jeq_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] == L[c]: pc += b  (load a; load c; jeq)") \
+  X(JNE_LL, "jne_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] != L[c]: pc += b  (load a; load c; jne)") \
+  X(JLT_LL, "jlt_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] < L[c]: pc += b  (load a; load c; jlt)") \
+  X(JLE_LL, "jle_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] <= L[c]: pc += b  (load a; load c; jle)") \
+  X(JGT_LL, "jgt_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] > L[c]: pc += b  (load a; load c; jgt)") \
+  X(JGE_LL, "jge_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] >= L[c]: pc += b  (load a; load c; jge)") \
   X(CALL, "call", kFunc, -1, 1, "[ x1..xn -- F[a](x1..xn) ]")                                 \
   X(NATIVE, "native", kNative, -1, 1, "[ x1..xn -- N[a](x1..xn) ]")                           \
   X(RET, "ret", kNone, 1, 0, "[ x -- ]  return x to the caller, dropping the frame")          \
@@ -88,7 +109,7 @@ enum class Operand : uint8_t {
   X(ITOA, "itoa", kNone, 1, 1, "[ i -- decimal(i) ]")                                         \
   X(ATOI, "atoi", kNone, 1, 1, "[ s -- int(s) ]  (optional '-' then digits, in int64 range, else VmError)")
 
-enum class Op : uint16_t {
+enum class Op : uint8_t {
 #define GILLAB_X(name, mnemonic, operand, pops, pushes, doc) name,
   GILLAB_OPCODES(GILLAB_X)
 #undef GILLAB_X
@@ -110,15 +131,19 @@ inline constexpr OpInfo kOpInfo[] = {
 inline constexpr int kOpCount = static_cast<int>(sizeof(kOpInfo) / sizeof(kOpInfo[0]));
 
 inline const OpInfo& InfoOf(Op op) { return kOpInfo[static_cast<int>(op)]; }
-inline bool IsJump(Op op) { return InfoOf(op).operand == Operand::kLabel; }
+inline bool IsJump(Op op) {
+  const Operand k = InfoOf(op).operand;
+  return k == Operand::kLabel || k == Operand::kFusedLI || k == Operand::kFusedLL;
+}
 // Instructions after which control never reaches pc + 1.
 inline bool EndsBlock(Op op) { return op == Op::JMP || op == Op::RET; }
 
 // One instruction (see the diagram above).
 struct Instr {
   Op op;
-  uint16_t a;
-  int32_t b;
+  int8_t c = 0;
+  uint16_t a = 0;
+  int32_t b = 0;
 };
 static_assert(sizeof(Instr) == 8);
 

@@ -68,6 +68,14 @@ class FunctionVerifier {
       case Operand::kLocalInt:
         if (ins.a >= f_.nlocals) Fail(pc, fmt::format("local {} out of range ({} locals)", ins.a, f_.nlocals));
         break;
+      case Operand::kFusedLI:
+        if (ins.a >= f_.nlocals) Fail(pc, fmt::format("local {} out of range ({} locals)", ins.a, f_.nlocals));
+        break;
+      case Operand::kFusedLL:
+        if (ins.a >= f_.nlocals || static_cast<uint8_t>(ins.c) >= f_.nlocals) {
+          Fail(pc, fmt::format("local out of range ({} locals)", f_.nlocals));
+        }
+        break;
       case Operand::kConst:
         if (ins.a >= program_.constants.size()) Fail(pc, "constant index out of range");
         break;

@@ -274,6 +274,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
   // handlers that use them: decoding eagerly costs registers the loop needs.
 #define OP_A (pc[-1].a)
 #define OP_B (pc[-1].b)
+#define OP_C (pc[-1].c)
 
 #define FAIL(...) Fail(sp, fp, pc, fmt::format(__VA_ARGS__))
   // A check point: a single relaxed load of the eval breaker (I3).
@@ -500,6 +501,46 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
   ORDER_JUMP(JGE, >=)
 #undef ORDER_JUMP
 
+  // Superinstructions: the same jumps with operands L[a] and c or L[c] (opcodes.h).
+#define FUSED_EQUALITY_JUMP(name, want, rhs)      \
+  CASE(name) {                                    \
+    const Slot* x = &L[OP_A];                     \
+    const Slot y = rhs;                           \
+    JUMP_IF(Equal(*x, y) == (want));              \
+    NEXT();                                       \
+  }
+#define FUSED_ORDER_JUMP(name, op, rhs)                                      \
+  CASE(name) {                                                               \
+    const Slot* x = &L[OP_A];                                                \
+    const Slot y = rhs;                                                      \
+    bool r;                                                                  \
+    if ((x->str == nullptr) & (y.str == nullptr)) [[likely]] {               \
+      r = x->i op y.i;                                                       \
+    } else {                                                                 \
+      r = CompareSlow(*x, y, sp, fp, pc) op 0;                               \
+    }                                                                        \
+    JUMP_IF(r);                                                              \
+    NEXT();                                                                  \
+  }
+#define IMM Slot::Int(OP_C)
+#define LOC Slot{L[static_cast<uint8_t>(OP_C)].str, L[static_cast<uint8_t>(OP_C)].i}
+  FUSED_EQUALITY_JUMP(JEQ_LI, true, IMM)
+  FUSED_EQUALITY_JUMP(JNE_LI, false, IMM)
+  FUSED_ORDER_JUMP(JLT_LI, <, IMM)
+  FUSED_ORDER_JUMP(JLE_LI, <=, IMM)
+  FUSED_ORDER_JUMP(JGT_LI, >, IMM)
+  FUSED_ORDER_JUMP(JGE_LI, >=, IMM)
+  FUSED_EQUALITY_JUMP(JEQ_LL, true, LOC)
+  FUSED_EQUALITY_JUMP(JNE_LL, false, LOC)
+  FUSED_ORDER_JUMP(JLT_LL, <, LOC)
+  FUSED_ORDER_JUMP(JLE_LL, <=, LOC)
+  FUSED_ORDER_JUMP(JGT_LL, >, LOC)
+  FUSED_ORDER_JUMP(JGE_LL, >=, LOC)
+#undef IMM
+#undef LOC
+#undef FUSED_EQUALITY_JUMP
+#undef FUSED_ORDER_JUMP
+
   CASE(CALL) {
     const Function* f = F + OP_A;
     Slot* callee_base = sp - f->nparams;
@@ -581,6 +622,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
 #undef CASE
 #undef OP_A
 #undef OP_B
+#undef OP_C
 #undef NEXT
 #undef JUMP_IF
 #undef TICK

@@ -102,6 +102,31 @@ TEST_F(VmTest, ConditionalJumps) {
   EXPECT_THROW(taken("push \"a\"", "jz"), VmError);
 }
 
+TEST_F(VmTest, FusedJumpsBehaveLikeTheSequenceTheyReplace) {
+  // load a; push/load c; j<cc> — fused by the assembler — over ints and bytes.
+  auto taken = [&](const std::string& jump, Value a, const std::string& second, Value b) {
+    return Run("func main a b\n  load a\n  " + second + "\n  " + jump + " yes\n  push 0\n  ret\nyes: push 1\n  ret\nend\n",
+               {a, b})
+        .as_int();
+  };
+  const struct {
+    const char* jump;
+    int64_t a;
+    int64_t b;
+    int want;
+  } cases[] = {{"jeq", 3, 3, 1}, {"jne", 3, 3, 0}, {"jlt", 2, 3, 1}, {"jle", 4, 3, 0},
+               {"jgt", 4, 3, 1}, {"jge", 3, 3, 1}, {"jgt", -5, -5, 0}, {"jlt", -6, -5, 1}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.jump);
+    EXPECT_EQ(taken(c.jump, Value::Int(c.a), "push " + std::to_string(c.b), Value::Int(0)), c.want);
+    EXPECT_EQ(taken(c.jump, Value::Int(c.a), "load b", Value::Int(c.b)), c.want);
+  }
+  EXPECT_EQ(taken("jeq", Value::Bytes("x"), "load b", Value::Bytes("x")), 1);
+  EXPECT_EQ(taken("jeq", Value::Bytes("3"), "push 3", Value::Int(0)), 0);
+  EXPECT_EQ(taken("jlt", Value::Bytes("a"), "load b", Value::Bytes("b")), 1);
+  EXPECT_THROW(taken("jgt", Value::Bytes("3"), "push 3", Value::Int(0)), VmError);
+}
+
 TEST_F(VmTest, LocalsAndLoops) {
   // sum of 1..100
   const char* text =
