@@ -1,6 +1,7 @@
 // native_engine.cc — see native_engine.h.
 #include "servers/native_engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <stdexcept>
@@ -144,7 +145,9 @@ nlohmann::json NativeEngine::Stats() const {
       r.blocking_sections = entry->blocking_sections.load(std::memory_order_relaxed);
       threads.push_back(std::move(r));
     }
-    threads.insert(threads.end(), cpu_records_.begin(), cpu_records_.end());
+    std::vector<ThreadRecord> cpu = cpu_records_;  // in the order they ended; report cpu-0 first
+    std::sort(cpu.begin(), cpu.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    threads.insert(threads.end(), cpu.begin(), cpu.end());
   }
   return StatsJson({.engine = "native", .policy = "none", .switch_interval_us = 0,
                     .cpu_threads = options_.cpu_threads},

@@ -107,7 +107,8 @@ void ToyEngine::StartCpuThreads() {
       group.OnStop(index, [&vm] { vm.RequestStop(); });
       gil_->Acquire(me);
       try {
-        while (!vm.stop_requested()) iterations += static_cast<uint64_t>(vm.Call("main", {}).as_int());
+        const interp::Value no_limit = interp::Value::Int(0);
+        while (!vm.stop_requested()) iterations += static_cast<uint64_t>(vm.Call("main", {no_limit}).as_int());
       } catch (const std::exception& e) {
         // A broken cpu_spin program is a build defect; report it and let the thread end.
         fmt::print(stderr, "gillab: cpu thread {}: {}\n", index, e.what());
