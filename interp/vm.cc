@@ -8,11 +8,11 @@
 // the handlers do no bounds checks; each call checks once that the callee's
 // locals plus its max_depth fit below the stack limit.
 //
-// The loop is instantiated three times (RunLoop<kBreaker, kTicks>): without any
-// eval-breaker check (VmOptions::eval_breaker = false, the benchmark's
-// baseline), with the check at check points, and with the check plus the
-// `mutex` policy's instruction countdown (CPython 2 ticks). The choice is made
-// once per Call, so the loops pay nothing for the options they do not use.
+// The loop is instantiated per (kBreaker, kTicks): kBreaker reads the eval
+// breaker at check points (off for VmOptions::eval_breaker = false, the
+// benchmark's baseline); kTicks counts instructions, for the `mutex` policy's
+// periodic Yield (CPython 2 ticks) and for VmOptions::max_instructions. The
+// choice is made once per Call, so a loop pays nothing for what it does not use.
 #include "interp/vm.h"
 
 #include <time.h>
@@ -87,7 +87,7 @@ struct Vm::Impl {
   template <bool kBreaker, bool kTicks>
   Slot RunLoop(Vm& vm, const Function* entry, Slot* base);
   [[gnu::noinline]] Slot CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame* fp, const Instr* pc);
-  [[gnu::noinline]] int CompareSlow(const Slot& x, const Slot& y, Slot* sp, const Frame* fp, const Instr* pc);
+  [[gnu::noinline]] int CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc);
   // LEN CONCAT BYTE_AT SLICE ITOA ATOI on the stack ending at sp; returns the new sp.
   [[gnu::noinline]] Slot* StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
   [[noreturn]] void Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::string& message);
@@ -113,7 +113,7 @@ void Vm::Impl::Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::strin
                             message));
 }
 
-int Vm::Impl::CompareSlow(const Slot& x, const Slot& y, Slot* sp, const Frame* fp, const Instr* pc) {
+int Vm::Impl::CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc) {
   if (x.is_int() && y.is_int()) return x.i < y.i ? -1 : x.i > y.i;
   if (x.is_int() || y.is_int()) Fail(sp, fp, pc, fmt::format("cannot order {} and {}", TypeName(x), TypeName(y)));
   const int c = x.bytes().compare(y.bytes());
