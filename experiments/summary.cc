@@ -232,10 +232,13 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     std::vector<std::string> row_keys;
     for (const auto& key : shown)
       if (key != "variant" && key != "cpu_threads") row_keys.push_back(key);
+    // Variants are column groups beside other rows (Beazley: servers x variants); alone they are the rows.
+    bool by_variant_columns = by_variant && !row_keys.empty();
+    if (by_variant && !by_variant_columns) row_keys = {"variant"};
     std::vector<std::string> columns, cpu_values, row_labels;
     std::map<std::string, Row> row_settings;
     for (const auto& p : points) {
-      std::string column = by_variant ? Get(p.settings, "variant") : "";
+      std::string column = by_variant_columns ? Get(p.settings, "variant") : "";
       if (std::find(columns.begin(), columns.end(), column) == columns.end()) columns.push_back(column);
       std::string cpu = Get(p.settings, "cpu_threads");
       if (std::find(cpu_values.begin(), cpu_values.end(), cpu) == cpu_values.end()) cpu_values.push_back(cpu);
@@ -256,7 +259,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
       for (const auto& column : columns) {
         auto find = [&](const std::string& cpu) -> const PointRuns* {
           for (const auto& p : points)
-            if ((!by_variant || Get(p.settings, "variant") == column) && Get(p.settings, "cpu_threads") == cpu &&
+            if ((!by_variant_columns || Get(p.settings, "variant") == column) && Get(p.settings, "cpu_threads") == cpu &&
                 RowLabel(p.settings, row_keys) == label)
               return &p;
           return nullptr;
@@ -307,7 +310,9 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     cells.push_back(MedianRange(p.Of("latency_p50_us"), FormatUs));
     cells.push_back(MedianRange(p.Of("latency_p99_us"), FormatUs));
     auto slowdown = Slowdown(points, p);
-    cells.push_back(slowdown ? FormatRatio(*slowdown) : Get(p.settings, "cpu_threads") == "0" ? "1x (base)" : "NA");
+    bool is_base = Get(p.settings, "cpu_threads") == "0" &&
+                   std::any_of(points.begin(), points.end(), [&](const PointRuns& q) { return MatchingUnloaded(points, q) == &p; });
+    cells.push_back(slowdown ? FormatRatio(*slowdown) : is_base ? "1x (base)" : "—");
     auto errors = p.Of("errors");
     if (errors && errors->max > 0) {
       notes += fmt::format("⚠ {} errors ", errors->max);

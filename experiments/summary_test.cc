@@ -110,6 +110,21 @@ TEST(RenderSummary, BeazleyTableHasServersAsRowsAndVariantsAsColumns) {
   EXPECT_EQ(md.find("⚠"), std::string::npos) << md;  // identical repetitions: no CV warning
 }
 
+TEST(RenderSummary, VariantsAloneBecomeTheRows) {
+  std::vector<Row> rows;
+  int point = 0;
+  for (const char* variant : {"ticket", "newgil"})
+    for (const char* cpu : {"0", "1", "2"})
+      rows.push_back(MakeTestRow(point++, 0, {{"variant", variant}, {"policy", variant}, {"cpu_threads", cpu},
+                                              {"req_per_s", std::string(cpu) == "0" ? "1000" : "100"},
+                                              {"latency_p50_us", "50"}}));
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "x", "");
+  EXPECT_NE(md.find("| variant | 0 CPU | 1 CPU | 2 CPU | slowdown 1 | slowdown 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| newgil | 1000/s · p50 50 µs | 100/s · p50 50 µs | 100/s · p50 50 µs | **10x** | **10x** |"),
+            std::string::npos)
+      << md;
+}
+
 TEST(RenderSummary, WarnsAboutSpreadErrorsAndRefusedPriorities) {
   std::vector<Row> rows = {
       MakeTestRow(0, 0, {{"req_per_s", "100"}, {"errors", "0"}}),

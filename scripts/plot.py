@@ -96,9 +96,9 @@ class Runs:
             value = self.rows[0][k]
             if value == "" or (k in ("rate", "lock_priority", "os_priority") and value in ("0", "")):
                 continue
-            parts.append(f"{k}={value}")
+            parts.append(f"{k}={os.path.basename(value) if k == 'handler' else value}")
         parts.append(f"median of {self.repetitions} run{'s' if self.repetitions != 1 else ''}")
-        return "\n".join(textwrap.wrap(", ".join(parts), 110))
+        return "\n".join(textwrap.wrap(", ".join(parts), 125))
 
 
 def series_key(row, keys):
@@ -126,10 +126,18 @@ def aggregate(rows, column):
     return median(number(r[column]) for r in rows)
 
 
-def plain_log(axis):
-    """Log-scale ticks at 1, 2, 5 x 10^k labelled as plain numbers (not 10^k)."""
-    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+def si(value):
+    """1500 -> 1.5k, 2e7 -> 20M: short tick labels."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:g}"
+
+
+def plain_log(axis, subs=(1.0, 2.0, 5.0)):
+    """Log-scale ticks at subs x 10^k labelled as short plain numbers (not 10^k)."""
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: si(v)))
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
@@ -235,13 +243,16 @@ def plot_latency_cdf(runs, directory, made):
                 ys.append(nines(q) if q < 1 else top)
             if not xs:
                 continue
-            style = styles.setdefault(label, (colors[len(styles) % len(colors)], "-" if len(styles) < 10 else "--"))
-            ax.plot(xs, ys, marker="o", markersize=3, color=style[0], linestyle=style[1], label=label)
+            # One colour per variant; dashed without CPU threads, solid with them.
+            color_key = series_key(r0, [k for k in keys if k != "cpu_threads"])
+            color = styles.setdefault(color_key, colors[len(styles) % len(colors)])
+            dashed = "cpu_threads" in keys and r0["cpu_threads"] == "0"
+            ax.plot(xs, ys, marker="o", markersize=3, color=color, linestyle="--" if dashed else "-", label=label)
         ax.set_xscale("log")
-        plain_log(ax.xaxis)
+        plain_log(ax.xaxis, subs=(1.0, 3.0))
         ax.set_yticks([nines(0.5), nines(0.9), nines(0.99), nines(0.999), top])
         ax.set_yticklabels(["50%", "90%", "99%", "99.9%", "max"])
-        ax.set_xlabel("latency (µs, log scale)")
+        ax.set_xlabel("latency (µs, log scale; k = 1000)")
         ax.set_ylabel("requests at or below (percentile)")
         ax.grid(alpha=0.3, which="both")
         ax.set_title(f"server={panel}" if panel_key else "", fontsize=10)
@@ -286,10 +297,16 @@ def plot_against(runs, directory, made, axis, filename, xlabel, log_x, reference
         right.plot(xs, [p[3] for p in pts], marker="^", color=color, linestyle=":", label=f"{label} p99")
         if reference:
             reference(left, right, label, pts, color)
+    all_x = sorted({x for pts in series.values() for x, *_ in pts})
     for ax in (left, right):
-        if log_x:
-            ax.set_xscale("symlog" if min(x for pts in series.values() for x, *_ in pts) <= 0 else "log",
-                          **({"linthresh": 10} if min(x for pts in series.values() for x, *_ in pts) <= 0 else {}))
+        if log_x and all_x[0] <= 0:
+            ax.set_xscale("symlog", linthresh=max(1.0, min(x for x in all_x if x > 0) if any(x > 0 for x in all_x) else 1.0))
+        elif log_x:
+            ax.set_xscale("log")
+        # Ticks at the swept values: the reader sees exactly what was measured.
+        ax.set_xticks(all_x)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: si(v)))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3, which="both")
     left.set_ylabel("throughput (requests/s, log scale)")
@@ -299,7 +316,7 @@ def plot_against(runs, directory, made, axis, filename, xlabel, log_x, reference
     right.set_yscale("log")
     plain_log(right.yaxis)
     left.legend(fontsize=8)
-    right.legend(fontsize=7, ncol=2)
+    right.legend(fontsize=7, ncol=2, loc="best")
     fig.suptitle(f"{runs.name}: req/s and latency against {axis}\n{runs.fixed_text({axis})}", fontsize=10)
     fig.tight_layout()
     save(fig, directory, filename, made)
@@ -329,7 +346,8 @@ def plot_cpu_threads(runs, directory, made):
 
 
 def plot_tradeoff(runs, directory, made):
-    keys = column_keys(runs, exclude={"cpu_threads"})
+    keys = column_keys(runs, exclude={"cpu_threads", "server"})
+    by_server = "server" in runs.varying
     series = {}
     for rows in runs.points().values():
         r0 = rows[0]
@@ -338,25 +356,36 @@ def plot_tradeoff(runs, directory, made):
             continue
         rate, iterations = aggregate(rows, "req_per_s"), aggregate(rows, "cpu_iterations_per_s")
         if rate and iterations:
-            series.setdefault(series_key(r0, keys), []).append((int(r0["cpu_threads"]), iterations, rate))
-    if len(series) < 2:
+            key = (series_key(r0, keys), r0["server"])
+            series.setdefault(key, []).append((int(r0["cpu_threads"]), iterations, rate))
+    if len({label for label, _ in series}) < 2:
         return
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(8.5, 5.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, pts) in enumerate(series.items()):
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    labels = list(dict.fromkeys(label for label, _ in series))
+    servers = list(dict.fromkeys(server for _, server in series))
+    counts = {c for pts in series.values() for c, _, _ in pts}
+    for (label, server), pts in series.items():
         pts.sort()
-        ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", color=colors[i % len(colors)], label=label)
-        for count, x, y in pts:
-            ax.annotate(f"{count} cpu", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        color = colors[labels.index(label) % len(colors)]
+        marker = markers[servers.index(server) % len(markers)]
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], marker=marker, markersize=7, color=color,
+                label=f"{label}, {server}" if by_server else label)
+        if len(counts) > 1:
+            for count, x, y in pts:
+                ax.annotate(f"{count} cpu", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log(ax.xaxis)
     plain_log(ax.yaxis)
-    ax.set_xlabel("CPU threads' work (VM iterations/s, all CPU threads, log scale)")
+    ax.set_xlabel("CPU threads' work (VM iterations/s, all CPU threads, log scale; M = million)")
     ax.set_ylabel("I/O throughput (requests/s, log scale)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy, toy engine (up and right is better)\n"
-                 f"{runs.fixed_text({'cpu_threads'})}", fontsize=10)
+    ax.legend(fontsize=7, ncol=2 if len(series) > 6 else 1)
+    cpu_note = f", {min(counts)} CPU thread{'s' if min(counts) > 1 else ''}" if len(counts) == 1 else ""
+    ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy, toy engine{cpu_note} (up and right is better)\n"
+                 f"{runs.fixed_text({'cpu_threads', 'server'})}", fontsize=9)
     save(fig, directory, "tradeoff.png", made)
 
 
