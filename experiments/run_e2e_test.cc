@@ -93,7 +93,8 @@ TEST_F(RunE2e, TinyExperimentWritesEveryFileAndResumesATruncatedRun) {
     EXPECT_TRUE(meta["versions"].contains(key)) << key;
   // summary.md and the resolved experiment
   std::string summary = ReadFile(dir + "/summary.md");
-  EXPECT_NE(summary.find("toy newgil: slowdown"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("| variant | 0 CPU | 1 CPU | slowdown |"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("| toy newgil | "), std::string::npos) << summary;
   EXPECT_NE(summary.find("## Per point"), std::string::npos);
   EXPECT_NE(summary.find("## The lock per role"), std::string::npos);
   EXPECT_EQ(LoadExperiment(dir + "/experiment.toml").Points().size(), 4u);
