@@ -29,6 +29,9 @@
 //                   switch_cond until the other took it, wait again)
 //   handoff_p50_ns  the lock's own figure (LockStats::handoff_ns): from the
 //                   holder's release/yield to the next holder running
+//                   (BM_HandoffRoundTrip also gives handoff_p90_ns, _p99_ns)
+// The hand-off distribution with an io thread against K cpu threads comes from
+// `gillab contend --json` (handoff_us), plotted per policy by scripts/handoff_cdf.py.
 //
 //   gil_bench_only --benchmark_filter='PingPong|Handoff'
 #include <benchmark/benchmark.h>
@@ -206,6 +209,8 @@ void BM_HandoffRoundTrip(benchmark::State& state, std::string policy, Pin pin) {
   state.counters["x_floor"] = floor_ns > 0 ? per_rt_ns / floor_ns : 0;
   state.counters["switches_per_rt"] = static_cast<double>(switches) / static_cast<double>(state.iterations());
   state.counters["handoff_p50_ns"] = static_cast<double>(gil->lock_stats().handoff_ns.Percentile(50));
+  state.counters["handoff_p90_ns"] = static_cast<double>(gil->lock_stats().handoff_ns.Percentile(90));
+  state.counters["handoff_p99_ns"] = static_cast<double>(gil->lock_stats().handoff_ns.Percentile(99));
 }
 
 void BM_ForcedSwitchRoundTrip(benchmark::State& state, Pin pin) {

@@ -145,8 +145,10 @@ std::string TraceRecorder::ChromeJson(std::string_view metadata_json) const {
   for (const auto& b : buffers_) {
     add(fmt::format(R"({{"ph":"M","pid":{},"tid":{},"name":"thread_name","args":{{"name":{}}}}})", pid, b->tid(),
                     JsonString(b->name())));
+    // io tracks on top (the thread whose waits matter), then attach order.
+    const int sort_index = (b->role() == Role::kIo ? 0 : 1'000'000) + b->index();
     add(fmt::format(R"({{"ph":"M","pid":{},"tid":{},"name":"thread_sort_index","args":{{"sort_index":{}}}}})", pid,
-                    b->tid(), b->index()));
+                    b->tid(), sort_index));
     std::vector<TraceEvent> events = b->Events();
     // A thread may still hold the lock (it never released before the write):
     // show the hold up to now rather than lose it.
@@ -192,6 +194,14 @@ std::string TraceRecorder::ChromeJson(std::string_view metadata_json) const {
   }
   out += "}}\n";
   return out;
+}
+
+void CheckTracePathWritable(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) throw UsageError(fmt::format("cannot write trace {}: {}", path, std::strerror(errno)));
+  std::fclose(f);
+  std::remove(tmp.c_str());
 }
 
 void TraceRecorder::WriteChromeJson(const std::string& path, std::string_view metadata_json) const {

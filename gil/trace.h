@@ -162,4 +162,8 @@ class TraceRecorder {
   GilOptions gil_options_;
 };
 
+// Throws UsageError ("cannot write trace PATH: reason") unless PATH.tmp can be
+// created; for commands that want to refuse a bad --trace before running.
+void CheckTracePathWritable(const std::string& path);
+
 }  // namespace gillab::gil
