@@ -21,7 +21,8 @@ using nlohmann::json;
 
 // Per-role counters: summed over the role's threads.
 const std::vector<std::string> kSummedThreadKeys = {"acquisitions", "wait_ns",  "hold_ns",        "voluntary_releases",
-                                                    "forced_drops", "handoffs", "yield_requests", "iterations"};
+                                                    "forced_drops", "handoffs", "yield_requests", "iterations",
+                                                    "elapsed_ns"};
 // Per-role distribution figures: the worst thread.
 const std::vector<std::string> kMaxThreadKeys = {"wait_p50_ns", "wait_p99_ns", "wait_max_ns"};
 

@@ -334,14 +334,18 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
       lock_header.push_back(h);
     std::vector<std::vector<std::string>> lock_table;
     for (const auto& p : points) {
-      // Share of the threads' lifetime: ns per thread ÷ the server's wall time.
+      // Share of the threads' lifetime: their own elapsed time when the engine reports it,
+      // else threads x the server's wall time (from `listening` to exit).
       auto share = [&](const std::string& role, const std::string& what) -> std::string {
         std::vector<double> shares;
         for (const auto& r : p.runs) {
           auto value = ParseCell(r, role + "_" + what + "_ns");
+          auto elapsed = ParseCell(r, role + "_elapsed_ns");
           auto threads = ParseCell(r, role + "_thread_count");
           auto wall = ParseCell(r, "serve_wall_ns");
-          if (value && threads && *threads > 0 && wall && *wall > 0) shares.push_back(*value / (*threads * *wall));
+          if (!value) continue;
+          if (elapsed && *elapsed > 0) shares.push_back(*value / *elapsed);
+          else if (threads && *threads > 0 && wall && *wall > 0) shares.push_back(*value / (*threads * *wall));
         }
         return shares.empty() ? "NA" : Percent(Summarize(shares).median);
       };

@@ -153,6 +153,14 @@ TEST(RenderSummary, LockTableSharesAreOfTheServerLifetime) {
   EXPECT_NE(md.find("| 25.0% | 50.0% | 75.0% | 10.0% | 300 |"), std::string::npos) << md;
 }
 
+TEST(RenderSummary, LockSharesPreferTheThreadsOwnElapsedTime) {
+  std::vector<Row> rows = {MakeTestRow(0, 0, {{"req_per_s", "100"}, {"serve_wall_ns", "1000000000"},
+                                              {"io_thread_count", "1"}, {"io_hold_ns", "100"}, {"io_wait_ns", "300"},
+                                              {"io_elapsed_ns", "1000"}})};
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "x", "");
+  EXPECT_NE(md.find("| 10.0% | 30.0% |"), std::string::npos) << md;
+}
+
 TEST(RenderSummary, EmptyRunsSayNoRuns) {
   EXPECT_NE(RenderSummary({}, nlohmann::json::object(), "x", "").find("No finished runs yet."), std::string::npos);
 }
