@@ -10,9 +10,10 @@ their length, so a convoy reads as a staircase of equal waits.
 
     scripts/trace_timeline.py trace.json -o timeline.png [--start-ms S] [--window-ms 30]
 
-Without --start-ms the window starts at the first io wait of at least
---label-min-ms in the middle third of the trace (the steady state), or at the
-middle of the trace when there is none. Uses Debian's python3 + matplotlib.
+Without --start-ms the window starts in the middle of the trace, just before
+the io thread's next wait for the lock. Slices narrower than a pixel are drawn
+one pixel wide, so that short holds stay visible. Uses Debian's python3 +
+matplotlib.
 """
 import argparse
 import json
@@ -66,17 +67,17 @@ def load(path):
     return trace.get("otherData", {}), tids, names, slices, instants
 
 
-def default_start_ms(tids, names, slices, min_ms, window_ms):
+def default_start_ms(tids, names, slices, window_ms):
+    """The middle of the trace (the steady state, away from start-up and
+    shutdown), moved back to just before the io thread's next request for
+    the lock so that the window opens on a whole wait."""
     ends = [ts + dur for t in tids for ts, dur, _ in slices.get(t, [])]
     starts = [ts for t in tids for ts, _, _ in slices.get(t, [])]
     first, last = min(starts), max(ends)
-    third = (last - first) / 3
-    io = [t for t in tids if names.get(t, "").startswith("io")]
-    for t in io:
-        for ts, dur, name in sorted(slices.get(t, [])):
-            if name == "waiting" and dur >= min_ms and first + third <= ts <= last - third:
-                return max(first, ts - 1.0)
-    return max(first, (first + last - window_ms) / 2)
+    middle = max(first, (first + last - window_ms) / 2)
+    io_waits = [ts for t in tids if names.get(t, "").startswith("io")
+                for ts, _, name in slices.get(t, []) if name == "waiting" and ts >= middle]
+    return min(io_waits) - 0.2 if io_waits else middle
 
 
 def title_of(other):
@@ -111,12 +112,12 @@ def main():
     out = args.out or (args.trace[:-5] if args.trace.endswith(".json") else args.trace) + ".png"
 
     other, tids, names, slices, instants = load(args.trace)
-    start = args.start_ms if args.start_ms is not None else default_start_ms(
-        tids, names, slices, args.label_min_ms, args.window_ms)
+    start = args.start_ms if args.start_ms is not None else default_start_ms(tids, names, slices, args.window_ms)
     end = start + args.window_ms
 
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.75 * len(tids)), dpi=120)
     lane_h = 0.6
+    min_width_ms = args.window_ms / 1400  # about one pixel at this figure size
     io_waits = []
     for lane, tid in enumerate(tids):
         y = len(tids) - 1 - lane
@@ -124,6 +125,8 @@ def main():
         for state, colour in COLOURS.items():
             bars = [(max(ts, start) - start, min(ts + dur, end) - max(ts, start))
                     for ts, dur, n in slices.get(tid, []) if n == state and ts < end and ts + dur > start]
+            if state in ("holding", "waiting"):
+                bars = [(x, max(w, min_width_ms)) for x, w in bars]
             if bars:
                 ax.broken_barh(bars, (y - lane_h / 2, lane_h), facecolors=colour, linewidth=0)
         for ts, dur, n in slices.get(tid, []):

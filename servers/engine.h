@@ -25,6 +25,7 @@
 
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
+#include "gil/trace.h"
 
 namespace gillab::servers {
 
@@ -37,6 +38,11 @@ struct EngineOptions {
   int64_t work_units = 0;              // loop iterations the echo handler does per request
   std::map<gil::Role, int> lock_priority;              // e.g. io=1, cpu=0
   std::map<gil::Role, gil::OsPriority> os_priority;    // e.g. cpu=nice:10
+  // Record a lock timeline of every thread (gil/trace.h), written by
+  // Engine::WriteTrace. Only the toy engine has a lock gillab can trace:
+  // MakeEngine refuses it for native (no lock) and cpython (CPython's own GIL).
+  bool trace = false;
+  gil::TraceOptions trace_options;
 };
 
 // One I/O thread's handle: created in that thread, holding the lock from
@@ -76,6 +82,10 @@ class Engine {
   // {"engine","policy","threads":[{"role","name","acquisitions","wait_ns",
   //  "hold_ns","forced_drops",...}], "cpu_iterations_per_s", ...}. Call after StopCpuThreads.
   virtual nlohmann::json Stats() const = 0;
+  // With EngineOptions::trace: writes the timeline as Chrome trace-event JSON
+  // (`run` goes into its metadata). Call after StopCpuThreads, once every
+  // IoThread is gone. Throws UsageError when the engine was not traced.
+  virtual void WriteTrace(const std::string& path, const nlohmann::json& run) const;
 };
 
 std::unique_ptr<Engine> MakeEngine(const EngineOptions& options);

@@ -7,7 +7,8 @@
 //      "listening ENDPOINT" (port resolved) on stdout, flushed.
 //   3. Run() on this thread until the sigwait thread calls Stop().
 //   4. StopCpuThreads, then one JSON object on stdout: the engine's Stats()
-//      plus "server", "endpoint", "requests" (requests answered).
+//      plus "server", "endpoint", "requests" (requests answered). With
+//      --trace FILE the lock timeline is written first, that object as its metadata.
 // Bad flags or values throw UsageError or CLI11's ParseError (exit 2).
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +42,7 @@ struct ServeFlags {
   std::string os_priority;
   std::string endpoint;
   uint64_t max_message_bytes = kDefaultMaxMessageBytes;
+  std::string trace_path;  // --trace: lock timeline (toy engine)
 };
 
 // Counts the requests the server answered, whatever the server kind, by
@@ -56,6 +58,7 @@ class CountingEngine final : public Engine {
   void StartCpuThreads() override { inner_.StartCpuThreads(); }
   void StopCpuThreads() override { inner_.StopCpuThreads(); }
   nlohmann::json Stats() const override { return inner_.Stats(); }
+  void WriteTrace(const std::string& path, const nlohmann::json& run) const override { inner_.WriteTrace(path, run); }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
 
  private:
@@ -143,6 +146,10 @@ void Serve(ServeFlags flags) {
   }
   if (!flags.os_priority.empty()) flags.engine.os_priority = gil::ParseOsPriorities(flags.os_priority);
   CheckHandler(flags.engine.handler);
+  if (!flags.trace_path.empty()) {
+    gil::CheckTracePathWritable(flags.trace_path);  // refuse before serving, not at exit
+    flags.engine.trace = true;
+  }
   if (flags.endpoint.empty()) flags.endpoint = DefaultEndpoint(flags.server);
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
@@ -172,6 +179,10 @@ void Serve(ServeFlags flags) {
   stats["requests"] = counting.requests();
   stats["max_message_bytes"] = flags.max_message_bytes;
   stats["max_open_files"] = max_open_files;
+  if (!flags.trace_path.empty()) {
+    counting.WriteTrace(flags.trace_path, stats);
+    stats["trace"] = flags.trace_path;
+  }
   fmt::print("{}\n", stats.dump());
   std::fflush(stdout);
 }
@@ -211,6 +222,12 @@ void AddServeCommand(CLI::App& app) {
                   "(default tcp://127.0.0.1:0; multiprocessing: ipc://gillab-PID)");
   cmd->add_option("--max-message-bytes", flags->max_message_bytes, "Largest request accepted")
       ->check(CLI::Range(uint64_t{0}, uint64_t{0xffffffff}))
+      ->capture_default_str();
+  cmd->add_option("--trace", flags->trace_path,
+                  "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE at exit (toy engine)");
+  cmd->add_option("--trace-max-events", flags->engine.trace_options.max_events_per_thread,
+                  "Trace: events kept per thread; later ones are dropped and counted")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->callback([flags] { Serve(*flags); });
 }

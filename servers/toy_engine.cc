@@ -68,6 +68,10 @@ class ToyEngine::Io final : public IoThread {
 
 ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   gil_ = gil::MakeGil(options_.policy, options_.gil);  // UsageError for an unknown policy
+  if (options_.trace) {
+    recorder_ = std::make_unique<gil::TraceRecorder>(options_.trace_options);
+    gil_->EnableTrace(recorder_.get());
+  }
   handler_ = interp::LoadProgram(options_.handler);     // UsageError naming FILE:LINE:COL
   cpu_spin_ = interp::LoadProgram("cpu_spin");
 }
@@ -148,6 +152,11 @@ nlohmann::json ToyEngine::Stats() const {
   return StatsJson({.engine = "toy", .policy = std::string(gil_->name()),
                     .switch_interval_us = options_.gil.switch_interval_us, .cpu_threads = options_.cpu_threads},
                    threads, LockJson(gil_->lock_stats()));
+}
+
+void ToyEngine::WriteTrace(const std::string& path, const nlohmann::json& run) const {
+  if (!recorder_) Engine::WriteTrace(path, run);  // throws: not traced
+  recorder_->WriteChromeJson(path, run.dump());
 }
 
 }  // namespace gillab::servers

@@ -47,6 +47,7 @@ class ToyEngine final : public Engine {
   // holding the lock, it releases it while joining (the CPU threads need it to finish).
   void StopCpuThreads() override;
   nlohmann::json Stats() const override;
+  void WriteTrace(const std::string& path, const nlohmann::json& run) const override;
 
   gil::Gil& gil() { return *gil_; }
 
@@ -58,6 +59,7 @@ class ToyEngine final : public Engine {
   int LockPriorityOf(gil::Role role) const;
 
   EngineOptions options_;
+  std::unique_ptr<gil::TraceRecorder> recorder_;  // with options_.trace; outlives the lock
   std::unique_ptr<gil::Gil> gil_;  // declared first: outlives every ThreadState below
   std::shared_ptr<const interp::Program> handler_;
   std::shared_ptr<const interp::Program> cpu_spin_;
