@@ -33,7 +33,7 @@
 // The hand-off distribution with an io thread against K cpu threads comes from
 // `gillab contend --json` (handoff_us), plotted per policy by scripts/handoff_cdf.py.
 //
-//   gil_bench_only --benchmark_filter='PingPong|Handoff'
+//   build/interp/gillab_bench --benchmark_filter='PingPong|Handoff'
 #include <benchmark/benchmark.h>
 #include <pthread.h>
 #include <sched.h>

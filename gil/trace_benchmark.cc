@@ -18,7 +18,7 @@
 //   BM_LockCost/handoff/ticket        two threads on one core hand the lock
 //       to each other (Yield); one iteration is a round trip A -> B -> A
 //
-//   gil_bench_only --benchmark_filter=LockCost
+//   build/interp/gillab_bench --benchmark_filter=LockCost
 #include <benchmark/benchmark.h>
 #include <pthread.h>
 #include <sched.h>

@@ -5,7 +5,7 @@ For each policy and each K in --cpu-threads, runs `gillab contend --json`
 (one io thread that blocks with the lock released, K cpu_spin threads) and
 plots the lock's hand-off latency CDF (LockStats::handoff_ns: from the
 holder's release or drop to the next holder running; contend's handoff_us.cdf).
-The floor is `gil_bench_only`'s BM_FutexPingPong (same core and two cores),
+The floor is `gillab_bench`'s BM_FutexPingPong (same core and two cores),
 measured before and after the runs; half a round trip is one wake-up, drawn as
 a vertical line.
 
@@ -56,7 +56,7 @@ def main():
     ap.add_argument("--lock-priority", default="io=1,cpu=0", help="for policy priority")
     args = ap.parse_args()
     gillab = os.path.join(args.build, "experiments", "gillab")
-    bench = os.path.join(args.build, "gil", "gil_bench_only")
+    bench = os.path.join(args.build, "interp", "gillab_bench")
     if not os.access(gillab, os.X_OK):
         fail(f"{gillab} not found: build first (scripts/setup)")
     ks = [int(k) for k in args.cpu_threads.split(",")]

@@ -181,6 +181,9 @@ struct Case {
   std::string engine;  // native | toy
 };
 
+// Keeps ctest's test list readable (GoogleTest would print the struct's bytes).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.kind << "/" << c.engine; }
+
 class MessageE2e : public ::testing::TestWithParam<Case> {
  protected:
   std::string BindEndpoint() {
