@@ -426,6 +426,7 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"connections", Type::kInt, Target::kLoad, "1", "client connections", 1},
       {"think_us", Type::kInt, Target::kLoad, "0", "closed loop: pause between requests", 0},
       {"rate", Type::kDouble, Target::kLoad, "0", "open loop: requests/s (0 = closed loop)", 0},
+      {"payload", Type::kString, Target::kLoad, "", "fixed request bytes instead of random ones (e.g. \"20000\" for primes)"},
       {"expect", Type::kString, Target::kLoad, "", "echo | any (empty: echo for the echo handler)"},
       {"timeout_s", Type::kDouble, Target::kRunner, "60", "a run taking longer is killed and retried on --resume", 0.001},
       {"server_cpus", Type::kString, Target::kRunner, "", "CPUs the server is pinned to (\"0\", \"0-1\"; empty: any)"},

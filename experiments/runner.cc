@@ -254,11 +254,12 @@ std::vector<std::string> LoadArgs(const Point& p, const std::string& bin, const 
   std::string expect = s.at("expect");
   if (expect.empty()) expect = s.at("handler") == "echo" ? "echo" : "any";
   std::vector<std::string> args = {bin, "load", "--endpoint", endpoint, "--server", s.at("server"),
-                                   "--requests", s.at("requests"), "--message-bytes", s.at("message_bytes"),
-                                   "--connections", s.at("connections"), "--expect", expect, "--json", json_path};
+                                   "--requests", s.at("requests"), "--connections", s.at("connections"), "--expect", expect, "--json", json_path};
   if (SettingDouble(s, "rate") > 0) args.insert(args.end(), {"--rate", s.at("rate")});
   else args.insert(args.end(), {"--think-us", s.at("think_us")});
   if (warmup_requests > 0) args.insert(args.end(), {"--warmup", std::to_string(warmup_requests)});
+  if (s.at("payload").empty()) args.insert(args.end(), {"--message-bytes", s.at("message_bytes")});
+  else args.insert(args.end(), {"--payload", s.at("payload")});
   return args;
 }
 

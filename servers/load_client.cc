@@ -137,7 +137,8 @@ LoadResult RunLoad(const LoadOptions& options) {
     std::string request, reply;
     bool failed = false;
     auto exchange = [&](int64_t intended_ns, bool measured) {
-      payloads.Next(request);
+      if (options.payload.empty()) payloads.Next(request);
+      else request = options.payload;
       const int64_t sent_ns = NowNs();
       try {
         w.connection->Exchange(request, reply);

@@ -33,6 +33,7 @@ struct LoadOptions {
   std::string server;           // server kind; "" = from the endpoint (tcp:// stream, ipc:// multiprocessing)
   int64_t requests = 1000;      // measured requests, over all connections
   int64_t message_bytes = 64;
+  std::string payload;          // non-empty: every request is exactly these bytes (e.g. "20000" for primes)
   int connections = 1;
   int64_t think_us = 0;         // closed loop only
   double rate = 0;              // requests/s over all connections; 0 = closed loop

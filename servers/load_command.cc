@@ -21,7 +21,11 @@ void AddLoadCommand(CLI::App& app) {
   CLI::App* load = app.add_subcommand("load", "drive a server with requests and report latency");
   load->add_option("--endpoint", options->endpoint, "tcp://HOST:PORT or ipc://NAME")->required();
   load->add_option("--requests", options->requests, "measured requests over all connections")->required();
-  load->add_option("--message-bytes", options->message_bytes, "payload size S")->required();
+  auto* bytes = load->add_option("--message-bytes", options->message_bytes, "random payload size S");
+  auto* payload = load->add_option("--payload", options->payload,
+                                   "send these bytes as every request instead of random ones (e.g. 20000 for "
+                                   "--handler primes)");
+  bytes->excludes(payload);
   load->add_option("--connections", options->connections, "connections, one thread each")->capture_default_str();
   auto* think = load->add_option("--think-us", options->think_us, "closed loop: sleep after each reply");
   auto* rate = load->add_option("--rate", options->rate, "open loop: requests/s over all connections");
@@ -38,7 +42,11 @@ void AddLoadCommand(CLI::App& app) {
   load->add_option("--reply-timeout-ms", options->reply_timeout_ms, "a reply later than this is an error")
       ->capture_default_str();
   load->add_option("--seed", options->seed, "payload PRNG seed")->capture_default_str();
-  load->callback([options, json_path, expect] {
+  load->callback([options, json_path, expect, load] {
+    if (options->payload.empty() && load->count("--message-bytes") == 0) {
+      throw CLI::RequiredError("--message-bytes or --payload");
+    }
+    if (!options->payload.empty()) options->message_bytes = static_cast<int64_t>(options->payload.size());
     options->expect_echo = *expect == "echo";
     const LoadResult result = RunLoad(*options);
     fmt::print("{}", result.Summary());

@@ -358,6 +358,26 @@ TEST_P(StreamLoadE2e, GillabLoadDrivesTheStreamServer) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, StreamLoadE2e, ::testing::Values("blocking", "nonblocking", "threaded"));
 
+// The primes handler needs a decimal request: random payloads would make every
+// request a handler error (the connection is closed and load counts errors).
+TEST(LoadPayload, FixedPayloadDrivesThePrimesHandler) {
+  Serve serve("threaded", "native", "tcp://127.0.0.1:0", {"--handler", "primes"});
+  ASSERT_FALSE(serve.endpoint.empty()) << serve.child->Stderr();
+  Child load({GILLAB_BINARY, "load", "--endpoint", serve.endpoint, "--server", "threaded", "--requests", "50",
+              "--payload", "10000", "--expect", "any", "--connections", "2"});
+  const std::string out = load.ReadAll();
+  EXPECT_EQ(load.Wait(), 0) << out << load.Stderr();
+  EXPECT_NE(out.find("requests 50  errors 0"), std::string::npos) << out;
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+TEST(LoadPayload, PayloadAndMessageBytesExcludeEachOther) {
+  Child load({GILLAB_BINARY, "load", "--endpoint", "tcp://127.0.0.1:1", "--requests", "1", "--payload", "7",
+              "--message-bytes", "3"});
+  load.ReadAll();
+  EXPECT_EQ(load.Wait(), 2) << load.Stderr();
+}
+
 TEST(LoadE2e, WrongRepliesMakeANonZeroExitAfterTheSummary) {
   // primes answers a count, not an echo: with --expect echo every reply is wrong.
   Serve serve("zmq", "native", "tcp://127.0.0.1:0", {"--handler", "primes"});
