@@ -197,8 +197,9 @@ def plot_slowdown(runs, directory, made):
         ax.set_xticklabels(groups if group_key else [f"server={runs.rows[0]['server']}"])
         ax.set_ylabel(f"slowdown: req/s at 0 ÷ req/s at {count} CPU thread{'s' if count > 1 else ''} (log)")
         ax.set_xlabel("server" if group_key else "")
-        top = max([p.get_height() for p in ax.patches] + [2])
-        ax.set_ylim(0.5, top * 2.5)
+        heights = [p.get_height() for p in ax.patches if p.get_height() > 0]
+        top = max(heights + [2])
+        ax.set_ylim(min(heights + [0.7]) * 0.7, top * 2.5)  # room below the smallest bar: it must stay visible
         plain_log(ax.yaxis)
         if len(loaded_counts) > 1:
             ax.set_title(f"{count} CPU thread{'s' if count > 1 else ''}", fontsize=9)
