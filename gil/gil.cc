@@ -14,6 +14,18 @@
 // BeforeRelease, reusing their clock reads: when a thread is not traced its
 // trace_ is nullptr and the hook is one branch. With options().stats off the
 // clock is not read at all and only the contract checks remain (benchmarks).
+//
+// Clock reads, the whole cost of the statistics (~25-80 ns each on the
+// reference VMs, against ~40 ns for an uncontended acquire/release pair):
+// exactly one per lock transition. An Acquire whose fast path (DoTryAcquire)
+// succeeds waited 0 ns by definition, so it reads the clock once, for the
+// start of the hold; only an Acquire that has to wait also reads it before
+// waiting. A Yield starts its wait at the instant its hold ended, reusing
+// that read. So an uncontended acquire/release pair costs two reads (hold
+// start, hold end), a contended acquisition three.
+//
+// Stall monitoring (SnapshotHold) costs three relaxed stores per acquisition
+// and, on the slow paths only, the waiting_ counter.
 #include "gil/gil.h"
 
 #include <sys/syscall.h>
@@ -85,14 +97,25 @@ std::unique_ptr<ThreadState> Gil::Attach(Role role, std::string name, int lock_p
   t->index_ = attached_.fetch_add(1, std::memory_order_relaxed);
   t->tid_ = CurrentTid();
   t->lock_priority_.store(lock_priority, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(attached_mu_);
+    if (attached_threads_.size() <= static_cast<size_t>(t->index_)) attached_threads_.resize(t->index_ + 1);
+    attached_threads_[t->index_] = {t->name_, role};
+  }
   if (trace_recorder_ != nullptr) t->trace_ = trace_recorder_->NewBuffer(role, t->name_, t->tid_, t->index_, NowNs());
   return t;
 }
 
 void Gil::Acquire(ThreadState& t) {
   if (t.holding_ && exclusive()) Misuse("re-entrant Acquire", t);
+  if (DoTryAcquire(t)) {
+    AfterAcquire(t, kNoWait);
+    return;
+  }
   const int64_t asked_ns = options_.stats ? NowNs() : 0;
+  waiting_.fetch_add(1, std::memory_order_relaxed);
   DoAcquire(t);
+  waiting_.fetch_sub(1, std::memory_order_relaxed);
   AfterAcquire(t, asked_ns);
 }
 
@@ -108,7 +131,9 @@ void Gil::Yield(ThreadState& t) {
   // The wait starts where the hold ended: reuse that clock read (the lock is
   // still ours at the policy level, so released_at_ns_ is stable here).
   const int64_t asked_ns = !options_.stats ? 0 : exclusive() ? released_at_ns_ : NowNs();
+  waiting_.fetch_add(1, std::memory_order_relaxed);
   DoYield(t);
+  waiting_.fetch_sub(1, std::memory_order_relaxed);
   AfterAcquire(t, asked_ns);
 }
 
@@ -137,13 +162,20 @@ void Gil::RequestDrop(ThreadState& waiter) {
 void Gil::AfterAcquire(ThreadState& t, int64_t asked_ns) {
   if (!options_.stats) [[unlikely]] {
     t.holding_ = true;
-    if (exclusive() && holder_.exchange(&t, std::memory_order_acq_rel) != nullptr) {
+    if (!exclusive()) return;
+    if (holder_.exchange(&t, std::memory_order_acq_rel) != nullptr) {
       Misuse("Acquire while another thread holds the lock (I1)", t);
     }
+    holder_index_.store(t.index_, std::memory_order_relaxed);
+    hold_serial_.store(hold_serial_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     return;
   }
   const int64_t now_ns = NowNs();
   ThreadStats& s = t.stats_;
+  if (asked_ns == kNoWait) {
+    asked_ns = now_ns;
+    s.uncontended++;
+  }
   const int64_t wait_ns = now_ns - asked_ns;
   s.acquisitions++;
   s.wait_ns += static_cast<uint64_t>(wait_ns);
@@ -156,6 +188,9 @@ void Gil::AfterAcquire(ThreadState& t, int64_t asked_ns) {
   // I1: a second holder means the policy is broken; one load, always checked.
   ThreadState* previous = holder_.exchange(&t, std::memory_order_acq_rel);
   if (previous != nullptr) Misuse("Acquire while another thread holds the lock (I1)", t);
+  holder_index_.store(t.index_, std::memory_order_relaxed);
+  holder_since_ns_.store(now_ns, std::memory_order_relaxed);
+  hold_serial_.store(hold_serial_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (last_holder_index_ != t.index_) {
     if (last_holder_index_ >= 0) {
       lock_stats_.switches++;
@@ -189,6 +224,27 @@ void Gil::BeforeRelease(ThreadState& t, const char* what, bool forced) {
   t.stats_.hold_ns += static_cast<uint64_t>(now_ns - t.acquired_at_ns_);
   t.holding_ = false;
   if (t.trace_ != nullptr) [[unlikely]] t.trace_->OnReleased(t.acquired_at_ns_, now_ns, forced);
+}
+
+Gil::HoldSnapshot Gil::SnapshotHold() const {
+  HoldSnapshot h;
+  if (!exclusive()) return h;
+  h.serial = hold_serial_.load(std::memory_order_acquire);
+  h.held = holder_.load(std::memory_order_acquire) != nullptr;
+  h.holder_index = holder_index_.load(std::memory_order_relaxed);
+  h.since_ns = holder_since_ns_.load(std::memory_order_relaxed);
+  h.waiting = waiting_.load(std::memory_order_relaxed);
+  // A new hold began while we looked: the fields may mix two holds, and the
+  // lock evidently moved, so there is nothing stuck to report.
+  if (hold_serial_.load(std::memory_order_acquire) != h.serial) h.held = false;
+  if (!options_.stats) h.since_ns = 0;
+  return h;
+}
+
+std::pair<std::string, Role> Gil::AttachedThread(int index) const {
+  std::lock_guard lock(attached_mu_);
+  if (index < 0 || static_cast<size_t>(index) >= attached_threads_.size()) return {"?", Role::kOther};
+  return attached_threads_[index];
 }
 
 }  // namespace gillab::gil

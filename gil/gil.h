@@ -30,9 +30,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gil/histogram.h"
@@ -66,6 +68,7 @@ struct GilOptions {
 // see below); read by anyone once that thread is done with the lock.
 struct ThreadStats {
   uint64_t acquisitions = 0;        // Acquire calls plus the re-acquisition inside each Yield
+  uint64_t uncontended = 0;         // of those, Acquires taken by the fast path: waited exactly 0 ns
   uint64_t wait_ns = 0;             // total time from asking for the lock to holding it
   Histogram wait_hist_ns;           // the same, one sample per acquisition
   uint64_t hold_ns = 0;             // total time holding the lock
@@ -147,6 +150,27 @@ class Gil {
   // Lock-wide statistics; read only when no thread uses the lock.
   const LockStats& lock_stats() const { return lock_stats_; }
 
+  // What a stall monitor (stall_monitor.h) sees, from any thread, without
+  // taking the lock: a racy snapshot, good enough to say "this hold has lasted
+  // too long". `serial` names one hold: it changes with every acquisition
+  // (Yield's re-acquisition included), so the same serial seen twice is the
+  // same uninterrupted hold. Policy `none` never reports a holder.
+  struct HoldSnapshot {
+    bool held = false;
+    uint64_t serial = 0;
+    int holder_index = -1;  // attach index of the holder (AttachedThread)
+    int64_t since_ns = 0;   // NowNs() when that hold began; 0 when stats are off
+    int waiting = 0;        // threads blocked in Acquire or inside Yield
+  };
+  HoldSnapshot SnapshotHold() const;
+  // The name and role a thread attached with, by attach index; any thread may ask.
+  std::pair<std::string, Role> AttachedThread(int index) const;
+  // Whether a waiter that wants the lock sets the drop request (every policy
+  // but `mutex`, whose holder yields every check_interval instructions
+  // unasked). A stall monitor uses it to tell a stuck holder from one that
+  // legitimately keeps the lock (e.g. `priority` with only lower-ranked waiters).
+  virtual bool RequestsDrops() const { return true; }
+
   // Records every later-attached thread's waits, holds and drops into
   // `recorder` (trace.h), which must outlive every use of this lock. Call
   // before threads attach; threads attached earlier stay untraced. Throws
@@ -158,6 +182,11 @@ class Gil {
   Gil(std::string name, GilOptions options);
 
   virtual std::unique_ptr<ThreadState> NewThreadState();
+  // The fast path: takes the lock and returns true if that needs no waiting
+  // at all (nobody holds it and nobody is queued), else false without side
+  // effects. Acquire tries it first; when it succeeds the wait is exactly 0
+  // and no clock is read for it. Default: always false.
+  virtual bool DoTryAcquire(ThreadState&) { return false; }
   virtual void DoAcquire(ThreadState& t) = 0;
   virtual void DoRelease(ThreadState& t) = 0;
   // Default: DoRelease then DoAcquire. Policies that must order the hand-off
@@ -174,6 +203,7 @@ class Gil {
   const ThreadState* holder() const { return holder_.load(std::memory_order_acquire); }
 
  private:
+  static constexpr int64_t kNoWait = -1;  // AfterAcquire: the fast path, waited 0 ns
   void AfterAcquire(ThreadState& t, int64_t asked_ns);
   void BeforeRelease(ThreadState& t, const char* what, bool forced);
 
@@ -181,7 +211,15 @@ class Gil {
   GilOptions options_;
   std::atomic<bool> drop_request_{false};
   std::atomic<ThreadState*> holder_{nullptr};
+  // For SnapshotHold: written by each new holder (plain stores, no
+  // read-modify-write: only the holder writes them), read by anyone.
+  std::atomic<uint64_t> hold_serial_{0};
+  std::atomic<int> holder_index_{-1};
+  std::atomic<int64_t> holder_since_ns_{0};
+  std::atomic<int> waiting_{0};  // slow paths only: the fast path never touches it
   std::atomic<int> attached_{0};
+  mutable std::mutex attached_mu_;                           // guards attached_threads_
+  std::vector<std::pair<std::string, Role>> attached_threads_;  // by attach index
   // The previous holder, by attach index (never by pointer: its state may be
   // gone), and its hand-off counter. Guarded by the lock itself.
   int last_holder_index_ = -1;

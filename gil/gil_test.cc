@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -248,6 +249,38 @@ TEST(MutexLock, NeverRequestsADrop) {
 
 // Every acquisition ends in a Release or a Yield, or is still held; every
 // switch of holder is one hand-off of the previous holder.
+// The fast path: an Acquire nobody contends waits exactly 0 ns (no clock is
+// read for it) and is counted as uncontended; a contended one waits > 0.
+TEST_P(EveryGil, UncontendedAcquireWaitsExactlyZero) {
+  auto gil = MakeGil(GetParam(), {.switch_interval_us = 100'000});
+  auto me = gil->Attach(Role::kCpu, "alone");
+  for (int i = 0; i < 10; ++i) {
+    gil->Acquire(*me);
+    testing::BurnCpu(1000);
+    gil->Release(*me);
+  }
+  const ThreadStats& s = me->stats();
+  EXPECT_EQ(s.acquisitions, 10u);
+  EXPECT_EQ(s.uncontended, 10u);
+  EXPECT_EQ(s.wait_ns, 0u);
+  EXPECT_EQ(s.wait_hist_ns.count(), 10u);
+  EXPECT_EQ(s.wait_hist_ns.max(), 0);
+  EXPECT_GT(s.hold_ns, 0u);
+  if (GetParam() == "none") return;
+  // Now a second thread has to wait for it.
+  gil->Acquire(*me);
+  std::thread other([&] {
+    auto t = gil->Attach(Role::kIo, "other");
+    gil->Acquire(*t);
+    gil->Release(*t);
+    EXPECT_EQ(t->stats().uncontended, 0u);
+    EXPECT_GT(t->stats().wait_ns, 0u);
+  });
+  EXPECT_TRUE(WaitUntil([&] { return gil->SnapshotHold().waiting == 1; }));
+  gil->Release(*me);
+  other.join();
+}
+
 TEST_P(EveryGil, StatsAddUp) {
   auto gil = MakeGil(GetParam(), {.switch_interval_us = 300});
   constexpr int kThreads = 4;

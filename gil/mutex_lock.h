@@ -28,9 +28,11 @@ class MutexLock final : public Gil {
   explicit MutexLock(GilOptions options) : Gil("mutex", options) {}
 
  protected:
+  bool DoTryAcquire(ThreadState&) override { return mu_.try_lock(); }
   void DoAcquire(ThreadState&) override { mu_.lock(); }
   void DoRelease(ThreadState&) override { mu_.unlock(); }
   // DoYield: the default, DoRelease then DoAcquire, is exactly the old GIL.
+  bool RequestsDrops() const override { return false; }
 
  private:
   std::mutex mu_;

@@ -23,6 +23,17 @@ void NewGilLock::DoAcquire(ThreadState& t) {
     }
     waiters_--;
   }
+  TakeLocked(t);
+}
+
+bool NewGilLock::DoTryAcquire(ThreadState& t) {
+  std::lock_guard lock(mu_);
+  if (locked_) return false;
+  TakeLocked(t);
+  return true;
+}
+
+void NewGilLock::TakeLocked(ThreadState& t) {
   locked_ = true;
   if (last_holder_index_ != t.index()) {
     last_holder_index_ = t.index();

@@ -48,11 +48,14 @@ class NewGilLock final : public Gil {
   int waiting() const;
 
  protected:
+  bool DoTryAcquire(ThreadState& t) override;
   void DoAcquire(ThreadState& t) override;
   void DoRelease(ThreadState& t) override;
   void DoYield(ThreadState& t) override;
 
  private:
+  // The end of take_gil, once `locked` is false; caller holds mu_.
+  void TakeLocked(ThreadState& t);
   // CPython's drop_gil; `requested`: the drop answers a drop request.
   void Drop(ThreadState& t, bool requested);
 

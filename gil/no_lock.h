@@ -20,6 +20,7 @@ class NoLock final : public Gil {
   explicit NoLock(GilOptions options) : Gil("none", options) {}
 
  protected:
+  bool DoTryAcquire(ThreadState&) override { return true; }
   void DoAcquire(ThreadState&) override {}
   void DoRelease(ThreadState&) override {}
   void DoYield(ThreadState&) override {}

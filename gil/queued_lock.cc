@@ -66,16 +66,24 @@ QueuedLock::Waiter* QueuedLock::PopNextLocked() {
   return next;
 }
 
+bool QueuedLock::TakeFreeLocked(Waiter& w) {
+  if (locked_) return false;
+  locked_ = true;
+  owner_ = &w;
+  owner_rank_ = RankOf(w);
+  if (DropRequested()) ClearDrop();  // stale: nobody is queued
+  return true;
+}
+
+bool QueuedLock::DoTryAcquire(ThreadState& ts) {
+  std::lock_guard lock(mu_);
+  return TakeFreeLocked(static_cast<Waiter&>(ts));
+}
+
 void QueuedLock::DoAcquire(ThreadState& ts) {
   auto& w = static_cast<Waiter&>(ts);
   std::unique_lock lock(mu_);
-  if (!locked_) {
-    locked_ = true;
-    owner_ = &w;
-    owner_rank_ = RankOf(w);
-    if (DropRequested()) ClearDrop();  // stale: nobody is queued
-    return;
-  }
+  if (TakeFreeLocked(w)) return;  // freed since DoTryAcquire looked
   EnqueueLocked(w);
   // priority: a waiter that outranks the owner does not wait for an interval.
   if (w.rank > owner_rank_) RequestDrop(w);

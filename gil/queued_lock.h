@@ -33,6 +33,7 @@ class QueuedLock : public Gil {
   virtual int RankOf(const ThreadState& t) const = 0;
 
   std::unique_ptr<ThreadState> NewThreadState() override;
+  bool DoTryAcquire(ThreadState& t) override;
   void DoAcquire(ThreadState& t) override;
   void DoRelease(ThreadState& t) override;
   void DoYield(ThreadState& t) override;
@@ -40,6 +41,8 @@ class QueuedLock : public Gil {
 
  private:
   struct Waiter;
+  // Makes w the owner if the lock is free (then the queue is empty); caller holds mu_.
+  bool TakeFreeLocked(Waiter& w);
   // Takes the next waiter off the queue and makes it the owner; caller holds mu_.
   Waiter* PopNextLocked();
   void EnqueueLocked(Waiter& w);

@@ -4,7 +4,8 @@
 // What is recorded, per attached thread (one track each, named after the
 // ThreadState: `io`, `cpu-0`, ...):
 //   waiting          slice, from asking for the lock (Acquire, or the drop
-//                    inside Yield) to holding it
+//                    inside Yield) to holding it; none when the Acquire took
+//                    the fast path (waited exactly 0 ns, ThreadStats::uncontended)
 //   holding          slice, from holding it to Release or Yield
 //   blocking I/O     slice, from a Release to the next Acquire (io threads);
 //   outside lock     the same for every other role; the first one starts at Attach
@@ -83,7 +84,8 @@ class TraceBuffer {
   // The hooks Gil calls. `forced`: a Yield (no "outside" slice follows it).
   void OnAcquired(int64_t asked_ns, int64_t now_ns) {
     if (outside_since_ns_ != 0) Record(TraceKind::kOutside, outside_since_ns_, asked_ns);
-    Record(TraceKind::kWait, asked_ns, now_ns);
+    // The fast path waited exactly 0 ns: an empty slice would only cost room.
+    if (now_ns != asked_ns) Record(TraceKind::kWait, asked_ns, now_ns);
     holding_since_ns_ = now_ns;
   }
   void OnReleased(int64_t acquired_ns, int64_t now_ns, bool forced) {
