@@ -141,6 +141,17 @@ const PointRuns* MatchingUnloaded(const std::vector<PointRuns>& points, const Po
   return nullptr;
 }
 
+const PointRuns* MatchingCpython(const std::vector<PointRuns>& points, const PointRuns& point) {
+  for (const auto& candidate : points) {
+    if (candidate.point == point.point || Get(candidate.settings, "engine") != "cpython") continue;
+    bool same = true;
+    for (const auto& c : SettingColumns())
+      if (c != "engine" && Get(candidate.settings, c) != Get(point.settings, c)) same = false;
+    if (same) return &candidate;
+  }
+  return nullptr;
+}
+
 std::optional<double> Slowdown(const std::vector<PointRuns>& points, const PointRuns& point) {
   if (Get(point.settings, "cpu_threads") == "0") return std::nullopt;
   const PointRuns* base = MatchingUnloaded(points, point);
@@ -284,8 +295,46 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     out += MarkdownTable(header, table) + "\n";
   }
 
-  // ---- Per point ----
+  // ---- The model against real CPython (calibration) ----
   std::vector<std::string> warnings;
+  std::vector<std::vector<std::string>> calibration;
+  std::vector<std::string> calibration_keys;  // what tells the loaded points of one engine apart
+  for (const auto& key : shown)
+    if (key != "engine") calibration_keys.push_back(key);
+  for (const auto& p : points) {
+    if (Get(p.settings, "engine") == "cpython" || Get(p.settings, "cpu_threads") == "0") continue;
+    const PointRuns* twin = MatchingCpython(points, p);
+    if (!twin) continue;
+    auto model = Slowdown(points, p);
+    auto real = Slowdown(points, *twin);
+    std::vector<std::string> cells = {Get(p.settings, "engine")};
+    for (const auto& k : calibration_keys) cells.push_back(Get(p.settings, k));
+    cells.push_back(model ? FormatRatio(*model) : "NA");
+    cells.push_back(real ? FormatRatio(*real) : "NA");
+    if (model && real && *real > 0) {
+      double ratio = *model / *real;
+      bool within = std::abs(ratio - 1) <= kCalibrationTolerance;
+      cells.push_back(fmt::format("**{:.2f}**", ratio));
+      cells.push_back(within ? "within" : "⚠ outside");
+      if (!within)
+        warnings.push_back(fmt::format("point {} ({}): {} slowdown is {:.2f}x cpython's, outside ±{:.0f}%", p.point,
+                                       Describe(p.settings, shown), Get(p.settings, "engine"), ratio,
+                                       100 * kCalibrationTolerance));
+    } else {
+      cells.insert(cells.end(), {"NA", "NA"});
+    }
+    calibration.push_back(cells);
+  }
+  if (!calibration.empty()) {
+    std::vector<std::string> calibration_header = {"engine"};
+    for (const auto& k : calibration_keys) calibration_header.push_back(k);
+    calibration_header.insert(calibration_header.end(), {"slowdown", "cpython slowdown", "ratio",
+                                                         fmt::format("±{:.0f}%", 100 * kCalibrationTolerance)});
+    out += "## The model against CPython (ratio = the engine's slowdown ÷ cpython's slowdown at the same settings)\n\n";
+    out += MarkdownTable(calibration_header, calibration) + "\n";
+  }
+
+  // ---- Per point ----
   std::vector<std::string> header = {"point"};
   for (const auto& k : shown) header.push_back(k);
   for (const char* h : {"runs", "req/s median (min–max)", "CV", "p50", "p99", "slowdown", "notes"}) header.push_back(h);

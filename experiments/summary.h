@@ -5,7 +5,9 @@
 // Per point: median and min–max of req/s and p50/p99 latency, coefficient of
 // variation of req/s (warning above 5%), and the slowdown against the matching
 // unloaded point: the point with the same settings except cpu_threads = 0,
-// slowdown = median req/s unloaded ÷ median req/s loaded.
+// slowdown = median req/s unloaded ÷ median req/s loaded. When the engine is
+// swept and one of them is cpython, a calibration table gives, per loaded
+// point, the model's slowdown ÷ cpython's slowdown at the same settings.
 //
 // The main table reads like Beazley's: one row per server (or per the other
 // swept settings), one column group per variant (engine/policy), with req/s and
@@ -49,6 +51,12 @@ std::vector<PointRuns> GroupByPoint(const std::vector<Row>& rows);
 const PointRuns* MatchingUnloaded(const std::vector<PointRuns>& points, const PointRuns& point);
 // median req/s of the unloaded match ÷ this point's median req/s.
 std::optional<double> Slowdown(const std::vector<PointRuns>& points, const PointRuns& point);
+
+// Calibration (issue 5): a model engine is faithful when its slowdown is within
+// ±kCalibrationTolerance of the cpython engine's at the same settings.
+constexpr double kCalibrationTolerance = 0.30;
+// The point with the same settings except engine == "cpython" (itself excluded), or nullptr.
+const PointRuns* MatchingCpython(const std::vector<PointRuns>& points, const PointRuns& point);
 
 // Setting columns (and "variant") whose value differs between rows, in column order.
 std::vector<std::string> VaryingSettings(const std::vector<Row>& rows);

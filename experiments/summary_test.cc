@@ -110,6 +110,44 @@ TEST(RenderSummary, BeazleyTableHasServersAsRowsAndVariantsAsColumns) {
   EXPECT_EQ(md.find("⚠"), std::string::npos) << md;  // identical repetitions: no CV warning
 }
 
+TEST(RenderSummary, CalibrationTableComparesEachEnginesSlowdownWithCpythons) {
+  // server x engine x cpu: toy slows blocking down 20x (cpython 25x: ratio 0.80, within ±30%)
+  // and zmq 10x (cpython 20x: ratio 0.50, outside).
+  std::map<std::string, std::map<std::string, std::string>> loaded_rate = {
+      {"blocking", {{"toy", "50"}, {"cpython", "40"}}}, {"zmq", {{"toy", "100"}, {"cpython", "50"}}}};
+  std::vector<Row> rows;
+  int point = 0;
+  for (const char* server : {"blocking", "zmq"})
+    for (const char* engine : {"toy", "cpython"})
+      for (const char* cpu : {"0", "1"}) {
+        std::string rate = std::string(cpu) == "0" ? "1000" : loaded_rate[server][engine];
+        rows.push_back(MakeTestRow(point++, 0, {{"server", server}, {"engine", engine}, {"cpu_threads", cpu},
+                                                {"req_per_s", rate}}));
+      }
+  auto points = GroupByPoint(rows);
+  EXPECT_EQ(MatchingCpython(points, points[1]), &points[3]);
+  EXPECT_EQ(MatchingCpython(points, points[3]), nullptr);  // cpython has no cpython twin but itself
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "calibration", "");
+  EXPECT_NE(md.find("| engine | server | cpu_threads | slowdown | cpython slowdown | ratio | ±30% |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| toy | blocking | 1 | 20x | 25x | **0.80** | within |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| toy | zmq | 1 | 10x | 20x | **0.50** | ⚠ outside |"), std::string::npos) << md;
+  EXPECT_NE(md.find("toy slowdown is 0.50x cpython's, outside ±30%"), std::string::npos) << md;
+  EXPECT_EQ(md.find("| cpython | blocking"), std::string::npos) << md;  // cpython is the reference, not a row
+}
+
+TEST(RenderSummary, NoCalibrationTableWithoutCpython) {
+  std::vector<Row> rows = {
+      MakeTestRow(0, 0, {{"engine", "native"}, {"cpu_threads", "0"}, {"req_per_s", "900"}}),
+      MakeTestRow(1, 0, {{"engine", "native"}, {"cpu_threads", "1"}, {"req_per_s", "900"}}),
+      MakeTestRow(2, 0, {{"engine", "toy"}, {"cpu_threads", "0"}, {"req_per_s", "800"}}),
+      MakeTestRow(3, 0, {{"engine", "toy"}, {"cpu_threads", "1"}, {"req_per_s", "40"}}),
+  };
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "engines", "");
+  EXPECT_NE(md.find("## Slowdown from CPU threads"), std::string::npos) << md;
+  EXPECT_EQ(md.find("The model against CPython"), std::string::npos) << md;
+}
+
 TEST(RenderSummary, VariantsAloneBecomeTheRows) {
   std::vector<Row> rows;
   int point = 0;

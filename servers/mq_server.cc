@@ -17,6 +17,16 @@
 // is normally immediate. The server removes its queues when a connection ends
 // and all of them on exit; on start it removes stale queues of its name left
 // by a killed run, unless a live server still holds the flock on NAME.ctl.
+//
+// A client killed with SIGKILL can leave its queues' process-shared mutex
+// locked or a dead waiter inside a process-shared condition variable (glibc's
+// pthread_cond_signal then waits forever for it). Boost's queue calls lock that
+// mutex without a timeout, so a server thread can block for good inside a call
+// on a dead client's queue, and no timeout can free it. The server therefore
+// never touches a dead client's queues from Stop(), and a connection thread that
+// has been inside one call for kWedgedAfterMs while its client is dead is
+// abandoned: one stderr line, its queue names unlinked, the thread detached and
+// its memory kept until the process exits. Every other client goes on being served.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -24,6 +34,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <exception>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -46,6 +58,15 @@ using Queue = bip::message_queue;
 boost::posix_time::ptime Deadline(int timeout_ms) {
   return boost::posix_time::microsec_clock::universal_time() +
          boost::posix_time::milliseconds(timeout_ms);
+}
+
+// Far above the time any timed queue call takes to return (kMqPollIntervalMs),
+// even on a loaded machine.
+constexpr int kWedgedAfterMs = 3000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 void TrySendControl(Queue* queue, std::string_view message) {
@@ -105,10 +126,10 @@ class MqServer final : public Server {
       {
         BlockingSection blocking(*io);
         // Stop() posts "stop" here; the timeout is only a backstop.
-        got = control_->timed_receive(message, sizeof message, received, priority, Deadline(1000));
+        got = control_->timed_receive(message, sizeof message, received, priority, Deadline(kMqPollIntervalMs));
       }
       if (stopping_) break;
-      ReapFinished();
+      ReapFinished(/*wait=*/false);
       if (got) Accept(std::string_view(message, received));
     }
     io.reset();
@@ -120,7 +141,8 @@ class MqServer final : public Server {
     if (stopping_.exchange(true)) return;
     TrySendControl(control_.get(), "stop");
     std::lock_guard lock(mutex_);
-    for (auto& connection : connections_) TrySendControl(connection->req.get(), "stop");
+    for (auto& connection : connections_)
+      if (ProcessAlive(connection->client_pid)) TrySendControl(connection->req.get(), "stop");
   }
 
  private:
@@ -132,7 +154,38 @@ class MqServer final : public Server {
     std::unique_ptr<Queue> rep;
     std::thread thread;
     std::atomic<bool> done{false};
+    // NowMs() when the thread's current queue call began, 0 outside one,
+    // kAbandoned once the server gave up on the thread inside one.
+    std::atomic<int64_t> call_started_ms{0};
   };
+  static constexpr int64_t kAbandoned = -1;
+
+  // One queue call of a connection thread, with the lock released around it
+  // (as a BlockingSection) and timed for the wedge check. Returns false when
+  // the connection was abandoned while the call was stuck: the thread must
+  // then return at once, touching neither the server nor the engine.
+  template <class Call>
+  static bool QueueCall(Connection& c, IoThread& io, Call&& call) {
+    io.BeginBlocking();
+    c.call_started_ms = NowMs();
+    std::exception_ptr error;
+    try {
+      call();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (c.call_started_ms.exchange(0) == kAbandoned) return false;
+    io.EndBlocking();
+    if (error) std::rethrow_exception(error);
+    return true;
+  }
+
+  // Claims a connection whose thread is stuck in a call on a dead client's queue.
+  static bool ClaimWedged(Connection& c) {
+    int64_t started = c.call_started_ms;
+    return started > 0 && NowMs() - started > kWedgedAfterMs && !ProcessAlive(c.client_pid) &&
+           c.call_started_ms.compare_exchange_strong(started, kAbandoned);
+  }
 
   void Accept(std::string_view message) {
     char token_buffer[80] = {};
@@ -174,6 +227,18 @@ class MqServer final : public Server {
   // One connection's I/O thread.
   void Serve(Connection& c) {
     auto io = engine_.AttachIo(fmt::format("io-mq-{}", c.number));
+    if (!ServeRequests(c, *io)) {
+      (void)io.release();  // abandoned (see ClaimWedged): the engine may be gone by now
+      return;
+    }
+    io.reset();
+    Queue::remove(RequestQueueName(name_, c.token).c_str());
+    Queue::remove(ReplyQueueName(name_, c.token).c_str());
+    c.done = true;
+  }
+
+  // Until the client says bye or dies, or Stop(); false if abandoned meanwhile.
+  bool ServeRequests(Connection& c, IoThread& io) {
     const size_t capacity = c.req->get_max_msg_size();
     std::unique_ptr<char[]> buffer(new char[capacity]);  // untouched pages cost nothing
     const std::string peer = fmt::format("client pid {} (connection {})", c.client_pid, c.token);
@@ -181,10 +246,10 @@ class MqServer final : public Server {
       size_t received = 0;
       unsigned priority = 0;
       bool got = false;
-      {
-        BlockingSection blocking(*io);
-        got = c.req->timed_receive(buffer.get(), capacity, received, priority, Deadline(kMqPollIntervalMs));
-      }
+      if (!QueueCall(c, io, [&] {
+            got = c.req->timed_receive(buffer.get(), capacity, received, priority, Deadline(kMqPollIntervalMs));
+          }))
+        return false;
       if (stopping_) break;
       if (!got) {
         if (ProcessAlive(c.client_pid)) continue;
@@ -194,7 +259,7 @@ class MqServer final : public Server {
       if (priority == kControlPriority) break;  // "bye" (or "stop")
       std::string reply;
       try {
-        reply = io->Handle(std::string_view(buffer.get(), received));
+        reply = io.Handle(std::string_view(buffer.get(), received));
       } catch (const std::runtime_error& e) {
         reply = fmt::format("error: {}", e.what());
       }
@@ -206,46 +271,59 @@ class MqServer final : public Server {
       }
       bool sent = false;
       while (!sent) {
-        {
-          BlockingSection blocking(*io);
-          sent = c.rep->timed_send(reply.data(), reply.size(), kDataPriority, Deadline(kMqPollIntervalMs));
-        }
+        if (!QueueCall(c, io, [&] {
+              sent = c.rep->timed_send(reply.data(), reply.size(), kDataPriority, Deadline(kMqPollIntervalMs));
+            }))
+          return false;
         if (!sent && (stopping_ || !ProcessAlive(c.client_pid))) break;
       }
       if (!sent) break;
     }
-    if (stopping_) TrySendControl(c.rep.get(), "closed");
-    io.reset();
-    Queue::remove(RequestQueueName(name_, c.token).c_str());
-    Queue::remove(ReplyQueueName(name_, c.token).c_str());
-    c.done = true;
+    if (stopping_ && ProcessAlive(c.client_pid)) return QueueCall(c, io, [&] { TrySendControl(c.rep.get(), "closed"); });
+    return true;
   }
 
-  void ReapFinished() {
-    std::list<std::unique_ptr<Connection>> finished;
-    {
-      std::lock_guard lock(mutex_);
-      for (auto it = connections_.begin(); it != connections_.end();) {
-        if ((*it)->done) {
-          finished.push_back(std::move(*it));
-          it = connections_.erase(it);
-        } else {
-          ++it;
+  // Joins the connection threads that have finished and abandons the wedged
+  // ones; with `wait`, until every connection is one or the other.
+  void ReapFinished(bool wait) {
+    for (;;) {
+      std::list<std::unique_ptr<Connection>> finished;
+      bool pending = false;
+      {
+        std::lock_guard lock(mutex_);
+        for (auto it = connections_.begin(); it != connections_.end();) {
+          Connection& c = **it;
+          if (c.done) {
+            finished.push_back(std::move(*it));
+            it = connections_.erase(it);
+          } else if (ClaimWedged(c)) {
+            Abandon(std::move(*it));
+            it = connections_.erase(it);
+          } else {
+            pending = true;
+            ++it;
+          }
         }
       }
+      for (auto& connection : finished) connection->thread.join();
+      if (!wait || !pending) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    for (auto& connection : finished) connection->thread.join();
   }
 
-  void JoinConnections() {
-    std::list<std::unique_ptr<Connection>> all;
-    {
-      std::lock_guard lock(mutex_);
-      all.swap(connections_);
-    }
-    for (auto& connection : all) {
-      if (connection->thread.joinable()) connection->thread.join();
-    }
+  void JoinConnections() { ReapFinished(/*wait=*/true); }
+
+  // The thread is stuck in a queue call that no timeout can end (see the file
+  // comment): unlink the queue names, let the thread go, keep what it uses.
+  void Abandon(std::unique_ptr<Connection> connection) {
+    Connection* c = connection.release();  // the stuck thread still reads it
+    fmt::print(stderr,
+               "multiprocessing server: client pid {} died inside a queue operation on connection {}; "
+               "its I/O thread is stuck in Boost.Interprocess and is abandoned, other clients are served\n",
+               c->client_pid, c->token);
+    Queue::remove(RequestQueueName(name_, c->token).c_str());
+    Queue::remove(ReplyQueueName(name_, c->token).c_str());
+    c->thread.detach();
   }
 
   void RemoveAll() {
