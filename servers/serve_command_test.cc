@@ -8,7 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -186,6 +192,88 @@ TEST(ServeCommand, SigintEndsItCleanlyWithCpuThreads) {
   int cpu_threads = 0;
   for (const auto& t : stats.at("threads")) cpu_threads += t.at("role") == "cpu";
   EXPECT_EQ(cpu_threads, 1) << stats.dump();
+}
+
+// `serve --trace FILE`: a Chrome trace-event timeline of the whole run that
+// Perfetto opens: one named track per thread, complete (X) slices that never
+// overlap on a track, time running forward, covering the run.
+TEST(ServeCommand, TraceFileIsATimelineOfEveryThread) {
+  char dir_template[] = "/tmp/gillab-serve-trace-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/serve.json";
+  const auto started = std::chrono::steady_clock::now();
+  GillabProcess serve({"serve", "--server", "blocking", "--engine", "toy", "--cpu-threads", "1",
+                       "--switch-interval-us", "1000", "--trace", path});
+  const std::string endpoint = ListeningEndpoint(serve);
+  {
+    UniqueFd conn = ConnectTcp(ParseTcpEndpoint(endpoint));
+    SetRecvTimeoutMs(conn.get(), kTimeoutMs);
+    for (int i = 0; i < 30; ++i) ASSERT_EQ(RoundTrip(conn.get(), "t"), "t");
+  }
+  std::this_thread::sleep_for(100ms);
+  serve.Signal(SIGTERM);
+  serve.ReadStdoutToEnd();
+  EXPECT_EQ(serve.Wait(), 0) << serve.ReadStderrToEnd();
+  const double run_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
+
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "no trace at " << path;
+  const nlohmann::json trace = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::remove(path.c_str());
+  rmdir(dir_template);
+  ASSERT_FALSE(trace.is_discarded()) << "trace is not valid JSON";
+  EXPECT_EQ(trace.at("otherData").at("gil").at("policy"), "newgil");
+  EXPECT_EQ(trace.at("otherData").at("gil").at("switch_interval_us"), 1000);
+  std::map<int64_t, std::string> names;
+  std::map<int64_t, std::vector<nlohmann::json>> events;
+  for (const auto& e : trace.at("traceEvents")) {
+    if (e.at("ph") == "M") {
+      if (e.at("name") == "thread_name") names[e.at("tid").get<int64_t>()] = e.at("args").at("name");
+    } else {
+      events[e.at("tid").get<int64_t>()].push_back(e);
+    }
+  }
+  std::set<std::string> track_names;
+  for (const auto& [tid, name] : names) track_names.insert(name);
+  EXPECT_TRUE(track_names.count("io") && track_names.count("cpu-0")) << trace.at("traceEvents").dump().substr(0, 2000);
+  double first_us = 1e300, last_us = 0;
+  int io_holds = 0, io_blocking = 0;
+  for (const auto& [tid, list] : events) {
+    ASSERT_TRUE(names.count(tid)) << "track " << tid << " has no name";
+    double last_ts = 0, last_end = 0;
+    for (const auto& e : list) {
+      const std::string ph = e.at("ph");
+      ASSERT_TRUE(ph == "X" || ph == "i") << e.dump();  // complete slices: nothing left open
+      const double ts = e.at("ts");
+      EXPECT_GE(ts, last_ts) << names[tid] << ": " << e.dump();
+      last_ts = ts;
+      first_us = std::min(first_us, ts);
+      if (ph == "X") {
+        EXPECT_GE(ts, last_end - 0.002) << names[tid] << " slices overlap at " << e.dump();
+        last_end = ts + e.at("dur").get<double>();
+        last_us = std::max(last_us, last_end);
+        if (names[tid] == "io") {
+          io_holds += e.at("name") == "holding";
+          io_blocking += e.at("name") == "blocking I/O";
+        }
+      }
+    }
+  }
+  EXPECT_GE(io_holds, 30);  // at least one hold per request
+  EXPECT_GE(io_blocking, 30);
+  // The timeline covers the served part of the run: at least the 100 ms of
+  // idling before SIGTERM, at most the process's whole life.
+  EXPECT_GE(last_us - first_us, 100e3);
+  EXPECT_LE(last_us - first_us, run_us);
+}
+
+TEST(ServeCommand, TraceIsRefusedForAnEngineWithoutAToyLock) {
+  GillabProcess serve({"serve", "--server", "blocking", "--engine", "native", "--trace", "/tmp/never-written.json"});
+  serve.ReadStdoutToEnd();
+  EXPECT_EQ(serve.Wait(), 2);
+  const std::string err = serve.ReadStderrToEnd();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("trace"), std::string::npos) << err;
 }
 
 TEST(ServeCommand, OversizedFrameGetsOneLineAndOtherClientsAreServed) {
