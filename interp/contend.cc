@@ -1,15 +1,19 @@
 #include "interp/contend.h"
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/core.h>
 
 #include "gil/error.h"
+#include "gil/stall_monitor.h"
 #include "gil/trace.h"
 #include "interp/vm.h"
 
@@ -65,6 +69,10 @@ ContendResult RunContend(const ContendOptions& options) {
   if (options.iterations < 1) throw UsageError(fmt::format("--iterations must be >= 1, got {}", options.iterations));
   if (options.io_sleep_us < 0) throw UsageError(fmt::format("--io-sleep-us must be >= 0, got {}", options.io_sleep_us));
   if (options.io_work_units < 0) throw UsageError(fmt::format("--io-work-units must be >= 0, got {}", options.io_work_units));
+  if (options.duration_ms < 0) throw UsageError(fmt::format("--duration-ms must be >= 0, got {}", options.duration_ms));
+  if (options.stall_threshold_ms < 0) {
+    throw UsageError(fmt::format("--stall-threshold-ms must be >= 0, got {}", options.stall_threshold_ms));
+  }
   auto gil = gil::MakeGil(options.policy, {.switch_interval_us = options.switch_interval_us,
                                            .check_interval = options.check_interval});
   std::unique_ptr<gil::TraceRecorder> recorder;
@@ -72,7 +80,10 @@ ContendResult RunContend(const ContendOptions& options) {
     recorder = std::make_unique<gil::TraceRecorder>(gil::TraceOptions{.max_events_per_thread = options.trace_max_events});
     gil->EnableTrace(recorder.get());
   }
-  auto cpu_program = LoadProgram("cpu_spin");
+  // Declared after the lock, so destroyed before it.
+  std::optional<gil::StallMonitor> stall_monitor;
+  if (options.stall_threshold_ms > 0) stall_monitor.emplace(*gil, gil::StallOptions{.threshold_ms = options.stall_threshold_ms});
+  auto cpu_program = LoadProgram(options.cpu_program);
   auto io_program = LoadProgram("io_step");
 
   const auto k = static_cast<size_t>(options.cpu_threads);
@@ -114,6 +125,10 @@ ContendResult RunContend(const ContendOptions& options) {
 
   ContendResult result;
   result.options = options;
+  std::atomic<bool> time_up{false};  // duration_ms passed: the io thread stops after its current step
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool io_done = false;
   std::unique_ptr<gil::ThreadState> io_state;
   std::thread io_thread([&] {
     try {
@@ -123,8 +138,9 @@ ContendResult RunContend(const ContendOptions& options) {
       gil->Acquire(*io_state);
       const int64_t t0 = gil::NowNs();
       try {
-        for (int n = 0; n < options.iterations; ++n) {
+        for (int n = 0; n < options.iterations && !time_up.load(std::memory_order_relaxed); ++n) {
           vm.Call("step", {Value::Int(options.io_sleep_us), Value::Int(options.io_work_units)});
+          result.io_steps = n + 1;
         }
       } catch (...) {
         gil->Release(*io_state);
@@ -136,7 +152,22 @@ ContendResult RunContend(const ContendOptions& options) {
     } catch (...) {
       errors[0] = std::current_exception();
     }
+    {
+      std::lock_guard lock(done_mu);
+      io_done = true;
+    }
+    done_cv.notify_one();
   });
+  if (options.duration_ms > 0) {
+    std::unique_lock lock(done_mu);
+    if (!done_cv.wait_for(lock, std::chrono::milliseconds(options.duration_ms), [&] { return io_done; })) {
+      // Time is up: stop the cpu VMs first (one may be spinning while holding
+      // the lock the io thread waits for), then let the io thread finish its step.
+      time_up.store(true);
+      lock.unlock();
+      board.StopAll();
+    }
+  }
   io_thread.join();
   board.StopAll();
   for (std::thread& t : cpu_threads) t.join();
@@ -155,7 +186,8 @@ ContendResult RunContend(const ContendOptions& options) {
     result.threads.push_back(std::move(t));
   }
   result.threads[0].seconds = result.seconds;
-  result.threads[0].iterations = options.iterations;
+  result.threads[0].iterations = result.io_steps;
+  if (stall_monitor) result.stalls = stall_monitor->stalls_reported();
   if (recorder) {
     result.trace_dropped_events = recorder->dropped_events();
     recorder->WriteChromeJson(options.trace_path, ToJson(result).dump());
@@ -223,6 +255,11 @@ nlohmann::json ToJson(const ContendResult& r) {
       {"lock_priority", priorities},
       {"trace", r.options.trace_path.empty() ? json(nullptr) : json(r.options.trace_path)},
       {"trace_dropped_events", r.trace_dropped_events},
+      {"cpu_program", r.options.cpu_program},
+      {"duration_ms", r.options.duration_ms},
+      {"io_steps", r.io_steps},
+      {"stall_threshold_ms", r.options.stall_threshold_ms},
+      {"stalls", r.stalls},
   };
 }
 
@@ -243,6 +280,8 @@ std::string FormatTable(const ContendResult& r) {
   if (!o.trace_path.empty()) {
     out += fmt::format("trace: {} ({} events dropped)\n", o.trace_path, r.trace_dropped_events);
   }
+  if (r.stalls > 0) out += fmt::format("stalls (a holder kept the lock >= {} ms while another waited for it): {}\n", o.stall_threshold_ms, r.stalls);
+  if (r.io_steps < o.iterations) out += fmt::format("io steps: {} of {} (--duration-ms {} ended the run)\n", r.io_steps, o.iterations, o.duration_ms);
   out += "\n";
   out += fmt::format("{:<8} {:>4} {:>12} {:>11} {:>11} {:>8} {:>9} {:>9} {:>12}\n", "thread", "prio", "acquisitions",
                      "wait_ms", "hold_ms", "forced", "releases", "handoffs", "iterations");

@@ -39,6 +39,14 @@ struct ContendOptions {
   // Chrome trace-event JSON, with ToJson's object as the run metadata.
   std::string trace_path;
   int64_t trace_max_events = 1 << 20;  // per thread
+  // What the cpu threads run: main(0) of a shipped program or a .gasm path.
+  std::string cpu_program = "cpu_spin";
+  // > 0: the run also ends this long after it started, even with io steps
+  // left; every VM is then asked to stop (a spin_holding_us returns early).
+  int64_t duration_ms = 0;
+  // > 0: report on stderr a thread that holds the lock this long while
+  // another waits and asked for it (gil/stall_monitor.h); 0: no monitor.
+  int64_t stall_threshold_ms = 1000;
 };
 
 struct ContendThread {
@@ -59,6 +67,8 @@ struct ContendResult {
   uint64_t lock_switches = 0;
   gil::Histogram handoff_ns;           // LockStats::handoff_ns: release/drop to the next holder running
   int64_t trace_dropped_events = 0;    // with trace_path: events over trace_max_events
+  uint64_t stalls = 0;                 // stalls the monitor reported
+  int io_steps = 0;                    // io steps run (fewer than iterations when duration_ms ended the run)
   std::vector<ContendThread> threads;  // io first, then cpu-0, cpu-1, ...
 };
 

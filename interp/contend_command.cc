@@ -38,6 +38,13 @@ void AddContendCommand(CLI::App& app) {
   cmd->add_option("--trace", o.trace_path, "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE");
   cmd->add_option("--trace-max-events", o.trace_max_events, "Trace: events kept per thread; later ones are dropped")
       ->capture_default_str();
+  cmd->add_option("--cpu-program", o.cpu_program, "What the cpu threads run: a shipped program or a .gasm file (main(0))")
+      ->capture_default_str();
+  cmd->add_option("--duration-ms", o.duration_ms, "End the run after this long even with io steps left (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--stall-threshold-ms", o.stall_threshold_ms,
+                  "Report a thread holding the lock this long while another asks for it (0: off)")
+      ->capture_default_str();
   cmd->callback([f] {
     if (!f->lock_priority.empty()) f->options.lock_priority = gil::ParseLockPriorities(f->lock_priority);
     // Refuse an unwritable trace path before the run, not after it.

@@ -144,7 +144,9 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
       const int64_t us = int_arg(0);
       if (us < 0) Fail(sp, fp, pc, fmt::format("spin_holding_us of a negative time ({})", us));
       const int64_t deadline_ns = gil::NowNs() + std::min<int64_t>(us, INT64_MAX / 2000) * 1000;
-      while (gil::NowNs() < deadline_ns) {
+      // Keeps the lock throughout, but ends early once the run is asked to
+      // stop (Vm::RequestStop): a program stuck here must not outlive its run.
+      while (gil::NowNs() < deadline_ns && !vm.stop_requested()) {
       }
       return Slot::Int(0);
     }

@@ -86,7 +86,8 @@ class Vm {
   // Runs `function` with `args`; the calling thread must hold the lock and
   // holds it again on return. Throws VmError.
   Value Call(std::string_view function, const std::vector<Value>& args);
-  // Thread-safe: from now on the native should_stop returns 1 (cpu_spin's loop test).
+  // Thread-safe: from now on the native should_stop returns 1 (cpu_spin's loop
+  // test), and a running spin_holding_us returns at once.
   void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
