@@ -2,10 +2,22 @@
 //
 // A ChildProcess is fork+exec'd into its own process group with stdout and
 // stderr on pipes, optionally pinned to CPUs (sched_setaffinity before exec,
-// inherited by every thread it starts), and with PR_SET_PDEATHSIG so that it
-// dies if the runner is killed with -9. Output is collected by Pump(), which
-// also reaps children that exited. The destructor kills (SIGKILL) and reaps a
-// child that is still running: no child outlives its ChildProcess.
+// inherited by every thread it starts), and with PR_SET_PDEATHSIG(SIGKILL) so
+// that it dies if the runner is killed with -9 (the child re-checks getppid()
+// after prctl: a runner that died in between is caught too). Output is
+// collected by Pump(), which also reaps children that exited. The destructor
+// kills (SIGKILL) and reaps a child that is still running: no child outlives
+// its ChildProcess, nor its runner.
+//
+// Why SIGKILL and not SIGTERM as the death signal: SIGTERM would let a serve
+// child remove its shared-memory queues, but a serve that does not exit on
+// SIGTERM (wedged, or killed by SIGPIPE writing its exit JSON to the dead
+// runner's pipe before it cleaned up) would then survive as an orphan, its CPU
+// threads spinning, that nothing will ever stop. SIGKILL cannot be refused;
+// the queues it leaves are removed by the next `gillab run` (runner.cc).
+// The death signal fires when the *thread* that forked exits: create
+// ChildProcess objects from a thread that lives as long as the child should
+// (the runner uses its main thread).
 //
 // Ctrl-C and SIGTERM to the runner are caught by InstallInterruptHandlers():
 // they set a flag and wake Pump(), and the runner stops its children itself

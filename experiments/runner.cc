@@ -1,7 +1,10 @@
 // runner.cc — spawning serve/load per run, timeouts, resume, progress and ETA.
 #include "experiments/runner.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +13,7 @@
 #include <ctime>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -20,6 +24,7 @@
 #include "experiments/results.h"
 #include "experiments/sysinfo.h"
 #include "gil/error.h"
+#include "servers/mq_protocol.h"
 
 namespace gillab::experiments {
 namespace {
@@ -63,6 +68,40 @@ json ServeJson(const std::string& out) {
   return parsed.is_discarded() ? json() : parsed;
 }
 
+// The multiprocessing endpoint of one run: ipc://gillab-RUNNER_PID-RUN_NUMBER.
+std::string RunIpcName(pid_t runner, int run_number) { return fmt::format("gillab-{}-{}", runner, run_number); }
+
+// Removes the shared-memory queues that a runner killed with -9 left behind.
+// Its serve child died by PDEATHSIG SIGKILL and could not remove them, and a
+// server removes stale queues only of its own name, which no later run reuses
+// (the name holds the dead runner's pid). A name is swept only when its runner
+// pid is gone and no live server holds the flock on its control queue (the
+// same liveness test the multiprocessing server applies on start).
+int RemoveQueuesOfDeadRunners() {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/dev/shm", ec)) {
+    const std::string file = entry.path().filename().string();
+    int runner = 0, run = 0, length = 0;
+    if (std::sscanf(file.c_str(), "gillab-%d-%d%n", &runner, &run, &length) != 2) continue;
+    const std::string name = file.substr(0, static_cast<size_t>(length));
+    if (file.c_str()[length] != '.' || name != RunIpcName(runner, run) || runner <= 0) continue;
+    if (runner == getpid() || servers::ProcessAlive(runner)) continue;
+    names.insert(name);
+  }
+  int removed = 0;
+  for (const std::string& name : names) {
+    const std::string control = "/" + servers::ControlQueueName(name);
+    if (int fd = shm_open(control.c_str(), O_RDWR, 0); fd >= 0) {
+      const bool live = flock(fd, LOCK_EX | LOCK_NB) != 0;
+      close(fd);
+      if (live) continue;
+    }
+    removed += servers::RemoveMqQueues(name);
+  }
+  return removed;
+}
+
 struct Outcome {
   bool ok = false;
   bool fatal = false;        // a usage error: every other run would fail the same way
@@ -80,7 +119,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   int64_t start_ns = MonotonicNs();
   const Settings& s = point.settings;
   std::string endpoint = s.at("server") == "multiprocessing"
-                             ? fmt::format("ipc://gillab-{}-{}", getpid(), run_number)
+                             ? "ipc://" + RunIpcName(getpid(), run_number)
                              : "tcp://127.0.0.1:0";
   std::error_code ec;
   fs::remove(load_json_path, ec);
@@ -328,6 +367,8 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
   }
   fs::create_directories(dir + "/raw");
   InstallInterruptHandlers();
+  if (int stale = RemoveQueuesOfDeadRunners(); stale > 0)
+    fmt::print(stderr, "gillab run: removed {} shared-memory queue(s) left by a killed run\n", stale);
 
   json meta;
   if (fs::exists(dir + "/meta.json")) meta = json::parse(ReadFile(dir + "/meta.json"), nullptr, false);

@@ -12,11 +12,15 @@
 // request), held while the handler runs. Stop() shuts the context down, which
 // makes a blocking recv fail with ETERM at once: no polling, no timeout, so an
 // idle server never wakes up to re-take the lock.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <atomic>
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/core.h>
@@ -73,6 +77,14 @@ class ZmqServer final : public Server {
       throw UsageError(fmt::format("zmq server cannot bind {}: {}", options_.endpoint, e.what()));
     }
     endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    // libzmq (since 4.2) leaves an ipc socket file behind on close; remember
+    // which file we bound so that Run() removes it, and only it (a later server
+    // on the same path replaces the file, and a stale one left by kill -9 is
+    // replaced by the next bind).
+    if (endpoint_.starts_with("ipc://")) {
+      struct stat st {};
+      if (stat(endpoint_.c_str() + 6, &st) == 0) ipc_file_ = {st.st_dev, st.st_ino};
+    }
   }
 
   std::string endpoint() const override { return endpoint_; }
@@ -102,6 +114,7 @@ class ZmqServer final : public Server {
       }
     }
     socket_.close();  // before the context (Stop or destructor) terminates
+    RemoveIpcFile();
     io.reset();
   }
 
@@ -145,8 +158,16 @@ class ZmqServer final : public Server {
     return true;
   }
 
+  void RemoveIpcFile() {
+    struct stat st {};
+    const char* path = endpoint_.c_str() + 6;
+    if (ipc_file_.second != 0 && stat(path, &st) == 0 && std::pair(st.st_dev, st.st_ino) == ipc_file_) unlink(path);
+    ipc_file_ = {};
+  }
+
   ServerOptions options_;
   Engine& engine_;
+  std::pair<dev_t, ino_t> ipc_file_{};  // (device, inode) of our ipc socket file
   zmq::context_t context_;
   zmq::socket_t socket_;
   std::string endpoint_;
