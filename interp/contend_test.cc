@@ -1,7 +1,16 @@
 // `gillab contend` as a library: the convoy effect shows up under newgil and
 // goes away with priority (generous bounds: these are smoke tests, the
 // figures themselves belong to results/).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "gil/error.h"
 #include "interp/contend.h"
@@ -63,6 +72,52 @@ TEST(Contend, BadOptionsAreUsageErrors) {
   o = {};
   o.cpu_threads = -1;
   EXPECT_THROW(RunContend(o), UsageError);
+}
+
+// `contend --trace FILE`: the timeline has a named track per thread whose
+// slices never overlap, and one hold per acquisition the stats counted.
+TEST(Contend, TraceFileHasATrackPerThreadMatchingTheStats) {
+  char dir_template[] = "/tmp/gillab-contend-trace-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  ContendOptions o;
+  o.policy = "newgil";
+  o.cpu_threads = 1;
+  o.switch_interval_us = 1000;
+  o.io_sleep_us = 500;
+  o.iterations = 20;
+  o.trace_path = std::string(dir_template) + "/contend.json";
+  const ContendResult r = RunContend(o);
+  std::ifstream in(o.trace_path);
+  ASSERT_TRUE(in) << "no trace at " << o.trace_path;
+  const nlohmann::json trace = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::remove(o.trace_path.c_str());
+  rmdir(dir_template);
+  ASSERT_FALSE(trace.is_discarded()) << "trace is not valid JSON";
+  EXPECT_EQ(trace.at("otherData").at("run").at("policy"), "newgil");
+  EXPECT_EQ(r.trace_dropped_events, 0);
+  std::map<int64_t, std::string> names;
+  for (const auto& e : trace.at("traceEvents"))
+    if (e.at("ph") == "M" && e.at("name") == "thread_name") names[e.at("tid").get<int64_t>()] = e.at("args").at("name");
+  ASSERT_EQ(r.threads.size(), 2u);
+  for (const ContendThread& thread : r.threads) {
+    int64_t tid = -1;
+    for (const auto& [id, name] : names)
+      if (name == thread.name) tid = id;
+    ASSERT_NE(tid, -1) << "no track named " << thread.name;
+    uint64_t holds = 0;
+    double last_ts = 0, last_end = 0;
+    for (const auto& e : trace.at("traceEvents")) {
+      if (e.at("tid") != tid || e.at("ph") == "M") continue;
+      const double ts = e.at("ts");
+      EXPECT_GE(ts, last_ts) << thread.name << ": " << e.dump();
+      last_ts = ts;
+      if (e.at("ph") != "X") continue;
+      EXPECT_GE(ts, last_end - 0.002) << thread.name << " slices overlap at " << e.dump();
+      last_end = ts + e.at("dur").get<double>();
+      holds += e.at("name") == "holding";
+    }
+    EXPECT_EQ(holds, thread.stats.acquisitions) << thread.name;
+  }
 }
 
 }  // namespace
