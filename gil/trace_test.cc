@@ -352,7 +352,10 @@ TEST_P(StatsOfEveryPolicy, HoldPlusWaitPlusOutsideIsWallTime) {
     const int64_t wall_ns = left_ns - start_ns;
     const ThreadStats& s = me->stats();
     const int64_t sum_ns = static_cast<int64_t>(s.hold_ns + s.wait_ns) + outside_ns;
-    EXPECT_NEAR(static_cast<double>(sum_ns), static_cast<double>(wall_ns), 0.02 * wall_ns + 1e6)
+    // Time the thread spends preempted between its own clock read and the lock's is in
+    // neither sum; sanitizers lengthen that window (and CI machines are loaded): widen.
+    const double tolerance_ns = (kSlowdown > 1 ? 0.25 : 0.02) * wall_ns + 1e6 * kSlowdown;
+    EXPECT_NEAR(static_cast<double>(sum_ns), static_cast<double>(wall_ns), tolerance_ns)
         << me->name() << ": hold " << s.hold_ns << " + wait " << s.wait_ns << " + outside " << outside_ns;
     EXPECT_LE(static_cast<int64_t>(s.hold_ns + s.wait_ns), wall_ns + 1000) << me->name();
   };
