@@ -9,6 +9,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -37,6 +41,11 @@ boost::posix_time::ptime Deadline(int timeout_ms) {
 }
 
 std::atomic<uint64_t> next_token{0};
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -102,6 +111,54 @@ int RemoveMqQueues(std::string_view name) {
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
+// The process's watch over its clients' queue calls (see mq_protocol.h): a
+// thread, started with the first client, that ends the process when a call has
+// been stuck for kWedgedAfterMs on a queue whose server is dead. A stuck
+// thread cannot be freed, and a load client or test hanging forever is worse.
+class MqCallGuard {
+ public:
+  static MqCallGuard& Get() {
+    static auto* guard = new MqCallGuard;  // never destroyed: its thread outlives main
+    return *guard;
+  }
+  void Add(MqClient* client) {
+    std::lock_guard lock(mutex_);
+    clients_.insert(client);
+  }
+  void Remove(MqClient* client) {
+    std::lock_guard lock(mutex_);
+    clients_.erase(client);
+  }
+  // Brackets one queue call of `client`.
+  struct Call {
+    explicit Call(MqClient& c) : client(c) { client.call_started_ms_ = SteadyNowMs(); }
+    ~Call() { client.call_started_ms_ = 0; }
+    MqClient& client;
+  };
+
+ private:
+  MqCallGuard() {
+    std::thread([this] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(kMqPollIntervalMs));
+        std::lock_guard lock(mutex_);
+        for (const MqClient* c : clients_) {
+          const int64_t started = c->call_started_ms_;
+          if (started == 0 || SteadyNowMs() - started < kWedgedAfterMs || ProcessAlive(c->server_pid_)) continue;
+          fmt::print(stderr,
+                     "ipc://{}: the server (pid {}) died holding a queue this client is blocked on; "
+                     "exiting, nothing can free the call\n",
+                     c->name_, c->server_pid_);
+          std::fflush(nullptr);
+          std::_Exit(1);
+        }
+      }
+    }).detach();
+  }
+  std::mutex mutex_;
+  std::set<const MqClient*> clients_;
+};
+
 MqClient::MqClient(std::string_view name, int reply_timeout_ms)
     : name_(name), reply_timeout_ms_(reply_timeout_ms) {
   std::unique_ptr<Queue> control;
@@ -147,16 +204,17 @@ MqClient::MqClient(std::string_view name, int reply_timeout_ms)
   }
   server_pid_ = static_cast<pid_t>(pid);
   max_message_bytes_ = max_bytes;
+  MqCallGuard::Get().Add(this);
 }
 
 MqClient::~MqClient() {
-  if (req_) {
-    constexpr std::string_view kBye = "bye";
-    try {
-      req_->try_send(kBye.data(), kBye.size(), kControlPriority);
-    } catch (const bip::interprocess_exception&) {
-    }
+  constexpr std::string_view kBye = "bye";
+  try {
+    MqCallGuard::Call call(*this);
+    req_->try_send(kBye.data(), kBye.size(), kControlPriority);
+  } catch (const bip::interprocess_exception&) {
   }
+  MqCallGuard::Get().Remove(this);
 }
 
 unsigned MqClient::Receive(std::string& reply, int timeout_ms) {
@@ -164,7 +222,12 @@ unsigned MqClient::Receive(std::string& reply, int timeout_ms) {
   for (;;) {
     size_t received = 0;
     unsigned priority = 0;
-    if (rep_->timed_receive(buffer_.get(), buffer_bytes_, received, priority, Deadline(kMqPollIntervalMs))) {
+    bool got = false;
+    {
+      MqCallGuard::Call call(*this);
+      got = rep_->timed_receive(buffer_.get(), buffer_bytes_, received, priority, Deadline(kMqPollIntervalMs));
+    }
+    if (got) {
       reply.assign(buffer_.get(), received);
       return priority;
     }
@@ -184,7 +247,11 @@ void MqClient::Exchange(std::string_view request, std::string& reply) {
         request.size(), max_message_bytes_));
   }
   // The server drains .req as fast as it answers, so a full queue means it stalled or died.
-  while (!req_->timed_send(request.data(), request.size(), kDataPriority, Deadline(kMqPollIntervalMs))) {
+  auto send = [&] {
+    MqCallGuard::Call call(*this);
+    return req_->timed_send(request.data(), request.size(), kDataPriority, Deadline(kMqPollIntervalMs));
+  };
+  while (!send()) {
     if (!ProcessAlive(server_pid_)) {
       throw std::runtime_error(fmt::format("ipc://{}: server (pid {}) is gone", name_, server_pid_));
     }

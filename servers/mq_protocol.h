@@ -17,7 +17,12 @@
 // Because tokens contain no dot, the entries belonging to NAME are exactly
 // NAME.ctl and NAME.<token>.{req,rep}; ipc://a never claims ipc://a.b's queues.
 // Each side checks the other's pid while it waits (kill(pid, 0)), so a peer
-// killed mid-run costs a connection, never a wedged process.
+// killed mid-run costs a connection, never a wedged process. One case no
+// timeout reaches: a peer killed while it held a queue's process-shared mutex
+// (Boost locks it with no timeout), which leaves the other side blocked inside
+// the call for good. The server abandons such a connection thread
+// (mq_server.cc); a client process ends itself, after one line on stderr, when
+// one of its calls has been stuck for kWedgedAfterMs and the server is dead.
 //
 //   MqClient client("demo", /*reply_timeout_ms=*/10000);  // server at ipc://demo
 //   std::string reply;
@@ -26,6 +31,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,6 +53,9 @@ constexpr size_t kConnectionQueueCapacity = 2;
 // It bounds shutdown and dead-peer detection latency, not request latency: a
 // message that arrives wakes the waiter at once.
 constexpr int kMqPollIntervalMs = 200;
+// A queue call that has not returned after this long, with the peer dead, is
+// stuck for good: far above what a timed call takes, even on a loaded machine.
+constexpr int kWedgedAfterMs = 3000;
 
 // "ipc://NAME" -> "NAME"; throws UsageError unless NAME is 1..200 characters
 // of [A-Za-z0-9_.-] (no slash: it names a shared-memory object, not a path).
@@ -92,6 +101,10 @@ class MqClient {
   std::unique_ptr<Queue> rep_;
   std::unique_ptr<char[]> buffer_;
   size_t buffer_bytes_ = 0;
+  // Milliseconds (steady clock) when the current queue call began, 0 outside
+  // one; read by the process's stuck-call guard (mq_protocol.cc).
+  std::atomic<int64_t> call_started_ms_{0};
+  friend class MqCallGuard;
 };
 
 }  // namespace gillab::servers

@@ -60,10 +60,6 @@ boost::posix_time::ptime Deadline(int timeout_ms) {
          boost::posix_time::milliseconds(timeout_ms);
 }
 
-// Far above the time any timed queue call takes to return (kMqPollIntervalMs),
-// even on a loaded machine.
-constexpr int kWedgedAfterMs = 3000;
-
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
