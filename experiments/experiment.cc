@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,9 @@ using Target = SettingTarget;
 const std::vector<std::string> kTopLevelKeys = {"name",        "description", "repetitions", "warmup",
                                                 "warmup_runs", "settings",    "sweep"};
 constexpr std::string_view kVariant = "variant";
+// A sweep larger than this is a mistake (each point is at least one fresh
+// server and client), and expanding it would exhaust memory before saying so.
+constexpr int64_t kMaxPoints = 10000;
 
 std::vector<std::string> SettingNames() {
   std::vector<std::string> names;
@@ -334,7 +338,9 @@ void ApplyOverride(Experiment& e, const std::string& arg, const std::string& bas
 
   if (key == "repetitions" || key == "warmup" || key == "warmup_runs") {
     auto v = node ? node->as_integer() : nullptr;
-    if (!v || v->get() < (key == "repetitions" ? 1 : 0)) where.Fail(fmt::format("'{}' must be a non-negative integer{}", key, key == "repetitions" ? " above 0" : ""));
+    const int64_t min = key == "repetitions" ? 1 : 0;
+    const int64_t max = key == "warmup" ? INT64_MAX : INT_MAX;
+    if (!v || v->get() < min || v->get() > max) where.Fail(fmt::format("'{}' must be an integer from {} to {}", key, min, max));
     if (key == "repetitions") e.repetitions = static_cast<int>(v->get());
     else if (key == "warmup") e.warmup = v->get();
     else e.warmup_runs = static_cast<int>(v->get());
@@ -617,10 +623,11 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
   e.name = std::filesystem::path(path).stem().string();
   for (const auto& spec : SettingSpecs()) e.settings[std::string(spec.name)] = std::string(spec.default_value);
 
-  auto integer = [&](const toml::node& node, std::string_view key, int64_t min) {
+  auto integer = [&](const toml::node& node, std::string_view key, int64_t min, int64_t max) {
     auto v = node.as_integer();
     if (!v) At(path, node).Fail(fmt::format("'{}' must be an integer, not {}", key, NodeTypeName(node)));
     if (v->get() < min) At(path, node).Fail(fmt::format("'{}' must be at least {}", key, min));
+    if (v->get() > max) At(path, node).Fail(fmt::format("'{}' must be at most {}", key, max));
     return v->get();
   };
   auto string = [&](const toml::node& node, std::string_view key) {
@@ -634,9 +641,9 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
     std::string key(key_node.str());
     if (key == "name") e.name = string(node, key);
     else if (key == "description") e.description = string(node, key);
-    else if (key == "repetitions") e.repetitions = static_cast<int>(integer(node, key, 1));
-    else if (key == "warmup") e.warmup = integer(node, key, 0);
-    else if (key == "warmup_runs") e.warmup_runs = static_cast<int>(integer(node, key, 0));
+    else if (key == "repetitions") e.repetitions = static_cast<int>(integer(node, key, 1, INT_MAX));
+    else if (key == "warmup") e.warmup = integer(node, key, 0, INT64_MAX);
+    else if (key == "warmup_runs") e.warmup_runs = static_cast<int>(integer(node, key, 0, INT_MAX));
     else if (key == "settings" || key == "sweep") {
       if (!node.is_table()) At(path, node).Fail(fmt::format("'{}' must be a table ([{}])", key, key));
       (key == "settings" ? settings : sweep) = node.as_table();
@@ -697,6 +704,13 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
     e.overrides.push_back(o);
   }
   if (e.name.empty()) throw UsageError(fmt::format("{}: 'name' must not be empty", path));
+  int64_t point_count = 1;
+  for (const auto& a : e.axes) {
+    point_count *= static_cast<int64_t>(a.values.size());
+    if (point_count > kMaxPoints)
+      throw UsageError(fmt::format("{}: the sweep has more than {} points; split it into several experiments", path,
+                                   kMaxPoints));
+  }
   for (const auto& p : e.Points()) ValidatePoint(e, p);
   return e;
 }

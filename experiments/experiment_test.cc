@@ -225,5 +225,28 @@ TEST(NearestName, SuggestsOnlyCloseNames) {
   EXPECT_EQ(NearestName("banana", names), "");
 }
 
+// Found by experiments/experiment_fuzzer.cc: 40^6 points in 774 bytes hung the loader in Points().
+TEST(ExperimentErrors, HugeSweepIsRefusedBeforeItIsExpanded) {
+  std::string text = "[sweep]\n";
+  for (const char* key : {"cpu_threads", "work_units", "message_bytes", "think_us", "switch_interval_us"}) {
+    text += std::string(key) + " = [";
+    for (int i = 1; i <= 40; ++i) text += std::to_string(i) + ",";
+    text += "]\n";
+  }
+  EXPECT_NE(ErrorOf(text).find("the sweep has more than 10000 points"), std::string::npos);
+  EXPECT_NE(ErrorOf("", {"cpu_threads=[1,2,3,4,5,6,7,8,9,10,11]", "work_units=[1,2,3,4,5,6,7,8,9,10]",
+                         "think_us=[1,2,3,4,5,6,7,8,9,10]", "message_bytes=[1,2,3,4,5,6,7,8,9,10]"})
+                .find("the sweep has more than 10000 points"),
+            std::string::npos);
+}
+
+// Found by experiments/experiment_fuzzer.cc: 2^32 repetitions wrapped to 0 runs.
+TEST(ExperimentErrors, CountsBeyondIntAreRefusedNotWrapped) {
+  EXPECT_EQ(ErrorOf("repetitions = 4294967296\n"), "experiments/x.toml:1: 'repetitions' must be at most 2147483647");
+  EXPECT_EQ(ErrorOf("warmup_runs = 4294967295\n"), "experiments/x.toml:1: 'warmup_runs' must be at most 2147483647");
+  EXPECT_EQ(ErrorOf("", {"repetitions=4294967296"}), "-s repetitions=4294967296: 'repetitions' must be an integer from 1 to 2147483647");
+  EXPECT_EQ(Parse("warmup = 4294967296\n").warmup, int64_t{4294967296});
+}
+
 }  // namespace
 }  // namespace gillab::experiments

@@ -10,12 +10,6 @@
 
 namespace gillab::servers {
 
-const std::vector<std::string>& ServerKinds() {
-  static const std::vector<std::string> kinds = {"zmq", "multiprocessing", "blocking", "nonblocking",
-                                                 "threaded"};
-  return kinds;
-}
-
 std::unique_ptr<Server> MakeServer(const ServerOptions& options, Engine& engine) {
   if (options.kind == "zmq") return MakeZmqServer(options, engine);
   if (options.kind == "multiprocessing") return MakeMqServer(options, engine);
