@@ -227,12 +227,17 @@ StressResult RunStress(const std::string& policy) {
         enter();
         mine++;
         probe.op = Op::kHold;
-        // Now and then a long hold (~1 ms of check points), so that waiters
-        // time out and request drops (newgil, ticket, priority).
-        const bool long_hold = chance(2000);
-        const int bursts = long_hold ? 1000 : static_cast<int>(rng() % 4);
-        for (int b = 0; b < bursts; ++b) {
-          BurnCpu(long_hold ? 1000 : static_cast<int>(rng() % 64));
+        // Now and then a long hold: keep the lock until a waiter asks for it
+        // (at most 20 ms), so that the drop-request paths run whatever the
+        // machine's load (newgil, ticket, priority; `mutex` never asks).
+        if (gil->RequestsDrops() && chance(2000)) {
+          const int64_t give_up_ns = NowNs() + 20 * kMs;
+          while (!gil->DropRequested() && NowNs() < give_up_ns) BurnCpu(200);
+        }
+        // 1-4 check points, the first right away (it honours the request above).
+        const int check_points = 1 + static_cast<int>(rng() % 4);
+        for (int c = 0; c < check_points; ++c) {
+          if (c > 0) BurnCpu(static_cast<int>(rng() % 64));
           if (chance(32)) {  // while holding: re-evaluates who runs next (priority)
             const int p = static_cast<int>(rng() % 3);
             probe.op = Op::kSetPriority;
@@ -242,7 +247,7 @@ StressResult RunStress(const std::string& policy) {
           }
           // A check point: honour a drop request, or yield unasked now and then.
           const bool requested = gil->DropRequested();
-          if (requested || (!long_hold && chance(24))) {
+          if (requested || chance(24)) {
             (requested ? requested_yields : voluntary_yields).fetch_add(1, std::memory_order_relaxed);
             leave();
             probe.op = Op::kYield;
