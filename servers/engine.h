@@ -43,6 +43,9 @@ struct EngineOptions {
   // MakeEngine refuses it for native (no lock) and cpython (CPython's own GIL).
   bool trace = false;
   gil::TraceOptions trace_options;
+  // Toy engine: report on stderr a thread that holds the lock this long while
+  // another asks for it (gil/stall_monitor.h); 0 turns the monitor off.
+  int64_t stall_threshold_ms = 1000;
 };
 
 // One I/O thread's handle: created in that thread, holding the lock from

@@ -72,6 +72,9 @@ ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
     recorder_ = std::make_unique<gil::TraceRecorder>(options_.trace_options);
     gil_->EnableTrace(recorder_.get());
   }
+  if (options_.stall_threshold_ms > 0) {
+    stall_monitor_ = std::make_unique<gil::StallMonitor>(*gil_, gil::StallOptions{.threshold_ms = options_.stall_threshold_ms});
+  }
   handler_ = interp::LoadProgram(options_.handler);     // UsageError naming FILE:LINE:COL
   cpu_spin_ = interp::LoadProgram("cpu_spin");
 }

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gil/stall_monitor.h"
 #include "servers/cpu_thread_group.h"
 #include "servers/engine.h"
 #include "servers/engine_stats.h"
@@ -61,6 +62,7 @@ class ToyEngine final : public Engine {
   EngineOptions options_;
   std::unique_ptr<gil::TraceRecorder> recorder_;  // with options_.trace; outlives the lock
   std::unique_ptr<gil::Gil> gil_;  // declared first: outlives every ThreadState below
+  std::unique_ptr<gil::StallMonitor> stall_monitor_;  // with options_.stall_threshold_ms > 0; watches gil_
   std::shared_ptr<const interp::Program> handler_;
   std::shared_ptr<const interp::Program> cpu_spin_;
   mutable std::mutex mu_;
