@@ -15,8 +15,9 @@ class BlockingServer final : public StreamServer {
   void Run() override {
     RequireBound();
     auto io = engine().AttachIo("io");
-    while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false)) {
-      StreamConnection conn(std::move(fd), max_message_bytes());
+    std::string peer;
+    while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false, peer)) {
+      StreamConnection conn(std::move(fd), max_message_bytes(), peer);
       ServeBlocking(*io, conn);
     }
   }

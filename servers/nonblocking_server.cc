@@ -30,7 +30,8 @@ constexpr int kMaxAcceptsPerEvent = 64;
 
 // A connection plus the epoll events registered for it.
 struct Client {
-  Client(UniqueFd fd, uint64_t max_message_bytes) : conn(std::move(fd), max_message_bytes) {}
+  Client(UniqueFd fd, uint64_t max_message_bytes, std::string peer)
+      : conn(std::move(fd), max_message_bytes, std::move(peer)) {}
   StreamConnection conn;
   uint32_t interest = EPOLLIN;
 };
@@ -83,9 +84,10 @@ class NonblockingServer final : public StreamServer {
   void AcceptAll(IoThread& io) {
     for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
       int fd;
+      std::string peer;
       {
         BlockingSection released(io);
-        fd = ::accept4(listen_fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        fd = AcceptNamed(listen_fd(), SOCK_NONBLOCK | SOCK_CLOEXEC, peer);
       }
       if (fd < 0) {
         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return;
@@ -94,7 +96,7 @@ class NonblockingServer final : public StreamServer {
         return;
       }
       SetNoDelay(fd);
-      auto client = std::make_unique<Client>(UniqueFd(fd), max_message_bytes());
+      auto client = std::make_unique<Client>(UniqueFd(fd), max_message_bytes(), std::move(peer));
       Watch(EPOLL_CTL_ADD, fd, client->interest);
       connections_.emplace(fd, std::move(client));
     }

@@ -188,6 +188,14 @@ std::string PeerName(int fd) {
   return FormatAddress(address);
 }
 
+int AcceptNamed(int listen_fd, int flags, std::string& peer) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&address), &length, flags);
+  if (fd >= 0) peer = FormatAddress(address);
+  return fd;
+}
+
 void SetNonBlocking(int fd, bool non_blocking) {
   const int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, non_blocking ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK));

@@ -64,6 +64,9 @@ UniqueFd ConnectTcp(const TcpEndpoint& endpoint);
 
 // "127.0.0.1:40312" (IPv6: "[::1]:40312"); "unknown peer" if the socket has none.
 std::string PeerName(int fd);
+// accept4 that also names the peer from the address accept returns, which
+// (unlike getpeername) survives a reset that arrived before the accept.
+int AcceptNamed(int listen_fd, int flags, std::string& peer);
 void SetNonBlocking(int fd, bool non_blocking);
 void SetNoDelay(int fd);                        // disable Nagle: one frame, one segment
 void SetRecvTimeoutMs(int fd, int timeout_ms);  // SO_RCVTIMEO; 0 = wait forever

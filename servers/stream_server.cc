@@ -1,6 +1,7 @@
 // stream_server.cc — the parts the three stream servers share (see stream_server.h).
 #include "servers/stream_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 
@@ -20,8 +22,10 @@
 
 namespace gillab::servers {
 
-StreamConnection::StreamConnection(UniqueFd socket, uint64_t max_message_bytes)
-    : fd(std::move(socket)), peer(PeerName(fd.get())), reader(max_message_bytes) {}
+StreamConnection::StreamConnection(UniqueFd socket, uint64_t max_message_bytes, std::string peer_name)
+    : fd(std::move(socket)),
+      peer(peer_name.empty() ? PeerName(fd.get()) : std::move(peer_name)),
+      reader(max_message_bytes) {}
 
 StreamServer::StreamServer(const ServerOptions& options, Engine& engine)
     : options_(options), engine_(engine) {
@@ -37,6 +41,7 @@ StreamServer::StreamServer(const ServerOptions& options, Engine& engine)
 void StreamServer::Bind() {
   listener_ = ListenTcp(ParseTcpEndpoint(options_.endpoint));
   endpoint_ = LocalEndpoint(listener_.get()).ToString();
+  reserve_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
 std::string StreamServer::endpoint() const { return endpoint_; }
@@ -80,7 +85,16 @@ void StreamServer::ReportEndOfStream(const StreamConnection& conn) {
 bool StreamServer::ProcessFrames(IoThread& io, StreamConnection& conn) {
   std::string request;
   for (;;) {
-    switch (conn.reader.Next(request)) {
+    FrameReader::Status status;
+    try {
+      status = conn.reader.Next(request);
+    } catch (const std::bad_alloc&) {
+      // The frame is within --max-message-bytes but the process cannot hold
+      // it now (RLIMIT_AS, a full machine): this client goes, the others stay.
+      ReportClose(conn.peer, fmt::format("out of memory for a message of {} bytes", conn.reader.declared_bytes()));
+      return false;
+    }
+    switch (status) {
       case FrameReader::Status::kNeedMore:
         return true;
       case FrameReader::Status::kTooLarge:
@@ -144,7 +158,7 @@ void StreamServer::ServeBlocking(IoThread& io, StreamConnection& conn) {
   }
 }
 
-UniqueFd StreamServer::AcceptBlocking(IoThread& io, bool non_blocking) {
+UniqueFd StreamServer::AcceptBlocking(IoThread& io, bool non_blocking, std::string& peer) {
   const int flags = SOCK_CLOEXEC | (non_blocking ? SOCK_NONBLOCK : 0);
   for (;;) {
     int fd = -1;
@@ -152,7 +166,7 @@ UniqueFd StreamServer::AcceptBlocking(IoThread& io, bool non_blocking) {
     {
       BlockingSection released(io);
       stopped = !WaitReady(listen_fd(), POLLIN);
-      if (!stopped) fd = ::accept4(listen_fd(), nullptr, nullptr, flags);
+      if (!stopped) fd = AcceptNamed(listen_fd(), flags, peer);
     }
     if (stopped) return UniqueFd();
     if (fd >= 0) {
@@ -168,6 +182,22 @@ UniqueFd StreamServer::AcceptBlocking(IoThread& io, bool non_blocking) {
 }
 
 void StreamServer::BackOffAfterAcceptError(IoThread& io, int error) {
+  if ((error == EMFILE || error == ENFILE) && reserve_fd_) {
+    reserve_fd_.reset();
+    int fd;
+    std::string peer;
+    {
+      BlockingSection released(io);
+      fd = AcceptNamed(listen_fd(), SOCK_CLOEXEC, peer);
+    }
+    if (fd >= 0) {
+      UniqueFd refused(fd);  // closed before the reserve is taken back
+      ReportClose(peer,
+                  fmt::format("refused, the server is out of file descriptors ({})", std::strerror(error)));
+    }
+    reserve_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (fd >= 0) return;
+  }
   const int64_t now_ns = gil::NowNs();
   if (now_ns - last_accept_error_report_ns_ > int64_t{1'000'000'000}) {
     fmt::print(stderr, "gillab serve: accept failed: {}; retrying\n", std::strerror(error));

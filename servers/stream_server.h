@@ -44,7 +44,8 @@ constexpr size_t kRecvChunkBytes = 64 * 1024;
 // One client connection: its socket, the frames it has sent so far and the
 // replies not yet written.
 struct StreamConnection {
-  StreamConnection(UniqueFd socket, uint64_t max_message_bytes);
+  // `peer_name` as AcceptNamed gave it; empty: asked of the socket.
+  StreamConnection(UniqueFd socket, uint64_t max_message_bytes, std::string peer_name = {});
   UniqueFd fd;
   std::string peer;  // "ip:port", for error lines
   FrameReader reader;
@@ -70,15 +71,20 @@ class StreamServer : public Server {
   // ProcessFrames, send the replies, until the client closes, misbehaves or
   // Stop() is called. conn.fd must be a blocking socket.
   void ServeBlocking(IoThread& io, StreamConnection& conn);
-  // Waits (lock released) for a connection and accepts it; an empty fd means
-  // Stop() was called. `non_blocking` sets O_NONBLOCK on the accepted socket.
-  UniqueFd AcceptBlocking(IoThread& io, bool non_blocking);
+  // Waits (lock released) for a connection and accepts it, naming it in
+  // `peer`; an empty fd means Stop() was called. `non_blocking` sets
+  // O_NONBLOCK on the accepted socket.
+  UniqueFd AcceptBlocking(IoThread& io, bool non_blocking, std::string& peer);
   // With the lock released: waits until `fd` is ready for `events` (poll
   // flags) or Stop() is called; returns false on stop. Call inside a BlockingSection.
   bool WaitReady(int fd, short events) const;
-  // After accept failed for lack of resources (EMFILE, ENOBUFS, …): one line
-  // on stderr per run of failures, then a 10 ms pause with the lock released,
-  // so a full descriptor table neither spins the loop nor floods stderr.
+  // After accept failed for lack of resources (EMFILE, ENOBUFS, …). Out of
+  // descriptors (EMFILE, ENFILE), the reserve descriptor is closed to make room
+  // to accept the waiting connection and close it at once, with one line naming
+  // the peer: the client learns it was refused instead of waiting in the
+  // backlog, and existing connections are untouched. Otherwise (or if that
+  // fails): one line on stderr per run of failures, then a 10 ms pause with
+  // the lock released, so the loop neither spins nor floods stderr.
   void BackOffAfterAcceptError(IoThread& io, int error);
   // One line on stderr: "gillab serve: PEER: WHAT; closing connection".
   static void ReportClose(const std::string& peer, const std::string& what);
@@ -97,6 +103,7 @@ class StreamServer : public Server {
   Engine& engine_;
   UniqueFd listener_;
   UniqueFd stop_fd_;  // eventfd latch, see the header comment
+  UniqueFd reserve_fd_;  // /dev/null, given up to refuse a connection when out of descriptors
   std::atomic<bool> stopping_{false};
   std::string endpoint_;
   int64_t last_accept_error_report_ns_ = 0;  // touched by the accepting thread only

@@ -13,6 +13,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include <fmt/core.h>
@@ -31,14 +32,22 @@ class ThreadedServer final : public StreamServer {
     auto io = engine().AttachIo("io-accept");
     uint64_t next_id = 0;
     try {
-      while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false)) {
+      std::string peer;
+      while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false, peer)) {
         ReapFinished();
         auto worker = std::make_unique<Worker>();
         Worker* w = worker.get();
-        w->thread = std::thread([this, w, fd = std::move(fd), name = fmt::format("io-{}", next_id++)]() mutable {
-          ServeClient(std::move(fd), std::move(name));
-          w->done.store(true, std::memory_order_release);
-        });
+        try {
+          w->thread = std::thread([this, w, fd = std::move(fd), name = fmt::format("io-{}", next_id++), peer]() mutable {
+            ServeClient(std::move(fd), std::move(name), std::move(peer));
+            w->done.store(true, std::memory_order_release);
+          });
+        } catch (const std::system_error& e) {
+          // Out of threads or memory for a stack: refuse this client (the
+          // lambda, and with it the socket, is gone), keep serving the others.
+          ReportClose(peer, fmt::format("refused, cannot start a connection thread: {}", e.what()));
+          continue;
+        }
         workers_.push_back(std::move(worker));
       }
     } catch (...) {
@@ -55,9 +64,9 @@ class ThreadedServer final : public StreamServer {
     std::atomic<bool> done{false};
   };
 
-  void ServeClient(UniqueFd fd, std::string name) {
+  void ServeClient(UniqueFd fd, std::string name, std::string peer) {
     try {
-      StreamConnection conn(std::move(fd), max_message_bytes());
+      StreamConnection conn(std::move(fd), max_message_bytes(), std::move(peer));
       auto io = engine().AttachIo(std::move(name));
       ServeBlocking(*io, conn);
     } catch (const std::exception& e) {

@@ -15,8 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -38,6 +40,20 @@ std::string HexId(const zmq::message_t& id) {
   std::string out = "0x";
   for (auto byte : std::string_view(id.data<char>(), id.size())) {
     out += fmt::format("{:02x}", static_cast<unsigned char>(byte));
+  }
+  return out;
+}
+
+// "0x<routing id> at <address>": the id is what ties the line to a zmq peer,
+// the address (libzmq's Peer-Address property of a frame it received) is what
+// an operator can look up. The routing id frame itself carries no metadata.
+std::string DescribePeer(const std::vector<zmq::message_t>& parts) {
+  if (parts.empty()) return "?";
+  std::string out = HexId(parts[0]);
+  if (parts.size() > 1) {
+    if (const char* address = zmq_msg_gets(parts.back().handle(), "Peer-Address")) {
+      out += fmt::format(" at {}", address);
+    }
   }
   return out;
 }
@@ -70,6 +86,12 @@ class ZmqServer final : public Server {
     const std::string address = ZmqBindAddress(options_.endpoint);
     socket_ = zmq::socket_t(context_, zmq::socket_type::router);
     socket_.set(zmq::sockopt::linger, 0);
+    // libzmq buffers a whole message before recv returns it, whatever its
+    // size. A message up to twice the limit (plus 64 KiB) is still read and
+    // answered with an error; a larger one makes libzmq drop that peer's
+    // connection, so no client can make the server hold gigabytes.
+    const uint64_t cap_bytes = std::min<uint64_t>(options_.max_message_bytes, uint64_t{1} << 61) * 2 + (64 << 10);
+    socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(cap_bytes));
     if (address.find('[') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
     try {
       socket_.bind(address);
@@ -110,7 +132,8 @@ class ZmqServer final : public Server {
       } catch (const zmq::error_t& e) {
         if (e.num() == ETERM || stopping_) break;
         // A peer that vanished between recv and send costs only its reply.
-        fmt::print(stderr, "zmq server: reply to peer {} failed: {}\n", HexId(parts[0]), e.what());
+        // `parts` gave its envelope to `reply`.
+        fmt::print(stderr, "zmq server: reply to peer {} failed: {}\n", HexId(reply[0]), e.what());
       }
     }
     socket_.close();  // before the context (Stop or destructor) terminates
@@ -133,26 +156,26 @@ class ZmqServer final : public Server {
       fmt::print(stderr,
                  "zmq server: malformed request from peer {}: {} parts (routing id included) without "
                  "an empty delimiter before the body; dropped\n",
-                 parts.empty() ? std::string("?") : HexId(parts[0]), parts.size());
+                 DescribePeer(parts), parts.size());
       return false;
     }
-    zmq::message_t body = std::move(parts.back());
-    parts.pop_back();
     std::string answer;
-    if (body.size() > options_.max_message_bytes) {
+    if (parts.back().size() > options_.max_message_bytes) {
       fmt::print(stderr,
                  "zmq server: message of {} bytes from peer {} exceeds max_message_bytes {}; "
                  "answered with an error\n",
-                 body.size(), HexId(parts[0]), options_.max_message_bytes);
-      answer = fmt::format("error: message of {} bytes exceeds max_message_bytes {}", body.size(),
+                 parts.back().size(), DescribePeer(parts), options_.max_message_bytes);
+      answer = fmt::format("error: message of {} bytes exceeds max_message_bytes {}", parts.back().size(),
                            options_.max_message_bytes);
     } else {
+      const zmq::message_t& body = parts.back();
       try {
         answer = io.Handle(std::string_view(body.data<char>(), body.size()));
       } catch (const std::runtime_error& e) {
         answer = fmt::format("error: {}", e.what());
       }
     }
+    parts.pop_back();  // the body
     reply = std::move(parts);
     reply.emplace_back(answer.data(), answer.size());
     return true;
