@@ -367,7 +367,11 @@ TEST_P(StreamAttack, OneByteAtATimeClient) {
 TEST_P(StreamAttack, FiveHundredIdleConnections) {
   constexpr int kIdle = 500;
   RaiseOpenFileLimit(4 * kIdle);
-  const size_t fds_before = OpenFds(pid_).size();
+  ExpectGoodClientServed(endpoint_);  // Run() is under way: its epoll descriptor exists
+  size_t fds_before = OpenFds(pid_).size();
+  for (int i = 0; i < 20; ++i, std::this_thread::sleep_for(5ms)) {  // and the good client's socket is closed
+    fds_before = std::min(fds_before, OpenFds(pid_).size());
+  }
   std::vector<UniqueFd> idle;
   for (int i = 0; i < kIdle; ++i) idle.push_back(Connect(endpoint_));
   if (blocking()) {
