@@ -821,7 +821,7 @@ class MqAttack : public ::testing::Test {
 TEST_F(MqAttack, GarbageControlMessagesAreOneLineEach) {
   const std::vector<std::string> garbage = {
       "", "garbage", "connect", "connect tok", "connect bad.token 123", "connect tok -5", "connect tok 0",
-      std::string("\xff\x00\x01connect", 10), std::string(kControlMessageBytes, 'c')};
+      std::string("\xff\x00\x01connect", 10), std::string(kControlMessageBytes, 'c'), "two\nlines"};
   for (const auto& message : garbage) SendControl(message);
   const auto lines = LinesWith(*serve_, "malformed control message", garbage.size());
   EXPECT_EQ(lines.size(), garbage.size()) << serve_->child->Stderr();
@@ -840,12 +840,23 @@ TEST_F(MqAttack, ForgedConnectsCostNothingButALine) {
   SendControl(fmt::format("connect {} {}", live.token(), getpid()));
   SendControl("connect forged-dead 999999999");
   EXPECT_EQ(LinesWith(*serve_, "cannot open connection " + live.token()).size(), 1u) << serve_->child->Stderr();
-  EXPECT_EQ(LinesWith(*serve_, "client pid 999999999 (connection forged-dead) died").size(), 1u)
+  EXPECT_EQ(LinesWith(*serve_, "connect forged-dead from pid 999999999, which does not exist").size(), 1u)
       << serve_->child->Stderr();
   live.Exchange("still live", reply);
   EXPECT_EQ(reply, "still live");
   EXPECT_TRUE(WaitUntil([&] { return ListMqQueues(name_).size() == 3; }));  // .ctl + live's .req/.rep
   ExpectGoodClientServed();
+  ExpectStopsCleanly();
+}
+
+// Anyone can write NAME.ctl: a flood of forged connects naming a live pid
+// opens at most the server's connection limit, then one line per refusal.
+TEST_F(MqAttack, ConnectFloodStopsAtTheConnectionLimit) {
+  constexpr int kForged = 300;
+  for (int i = 0; i < kForged; ++i) SendControl(fmt::format("connect flood-{} {}", i, getpid()));
+  const size_t refused = LinesWith(*serve_, "connections open", kForged - 256).size();
+  EXPECT_EQ(refused, static_cast<size_t>(kForged - 256)) << serve_->child->Stderr().substr(0, 2000);
+  EXPECT_LE(ListMqQueues(name_).size(), 1u + 2 * 256);
   ExpectStopsCleanly();
 }
 

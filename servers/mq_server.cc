@@ -65,6 +65,21 @@ int64_t NowMs() {
       .count();
 }
 
+// Each connection costs two queues and a thread; a flood of forged "connect"
+// messages (any process can write NAME.ctl) must not grow them without bound.
+constexpr size_t kMaxConnections = 256;
+
+// A control message as one printable line: other bytes as \xNN, at most 80 shown.
+std::string Printable(std::string_view message) {
+  std::string out;
+  for (unsigned char c : message.substr(0, 80)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') out += static_cast<char>(c);
+    else out += fmt::format("\\x{:02x}", c);
+  }
+  if (message.size() > 80) out += fmt::format("... ({} bytes)", message.size());
+  return out;
+}
+
 void TrySendControl(Queue* queue, std::string_view message) {
   if (queue == nullptr) return;
   try {
@@ -189,9 +204,22 @@ class MqServer final : public Server {
     const std::string text(message);
     if (std::sscanf(text.c_str(), "connect %64s %lld", token_buffer, &pid) != 2 ||
         !IsValidMqToken(token_buffer) || pid <= 0) {
-      fmt::print(stderr, "multiprocessing server: malformed control message '{}' on {}; ignored\n", text,
+      fmt::print(stderr, "multiprocessing server: malformed control message '{}' on {}; ignored\n", Printable(text),
                  ControlQueueName(name_));
       return;
+    }
+    if (!ProcessAlive(static_cast<pid_t>(pid))) {
+      fmt::print(stderr, "multiprocessing server: connect {} from pid {}, which does not exist; ignored\n",
+                 token_buffer, pid);
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (connections_.size() >= kMaxConnections) {
+        fmt::print(stderr, "multiprocessing server: refused connection {} of client pid {}: {} connections open\n",
+                   token_buffer, pid, kMaxConnections);
+        return;
+      }
     }
     auto connection = std::make_unique<Connection>();
     connection->token = token_buffer;
