@@ -130,26 +130,27 @@ std::vector<PointRuns> GroupByPoint(const std::vector<Row>& rows) {
   return out;
 }
 
-const PointRuns* MatchingUnloaded(const std::vector<PointRuns>& points, const PointRuns& point) {
+namespace {
+// The point whose `column` is `value` and whose other settings equal point's (itself excluded).
+const PointRuns* MatchingExcept(const std::vector<PointRuns>& points, const PointRuns& point, const std::string& column,
+                                const std::string& value) {
   for (const auto& candidate : points) {
-    if (candidate.point == point.point || Get(candidate.settings, "cpu_threads") != "0") continue;
+    if (candidate.point == point.point || Get(candidate.settings, column) != value) continue;
     bool same = true;
     for (const auto& c : SettingColumns())
-      if (c != "cpu_threads" && Get(candidate.settings, c) != Get(point.settings, c)) same = false;
+      if (c != column && Get(candidate.settings, c) != Get(point.settings, c)) same = false;
     if (same) return &candidate;
   }
   return nullptr;
 }
+}  // namespace
+
+const PointRuns* MatchingUnloaded(const std::vector<PointRuns>& points, const PointRuns& point) {
+  return MatchingExcept(points, point, "cpu_threads", "0");
+}
 
 const PointRuns* MatchingCpython(const std::vector<PointRuns>& points, const PointRuns& point) {
-  for (const auto& candidate : points) {
-    if (candidate.point == point.point || Get(candidate.settings, "engine") != "cpython") continue;
-    bool same = true;
-    for (const auto& c : SettingColumns())
-      if (c != "engine" && Get(candidate.settings, c) != Get(point.settings, c)) same = false;
-    if (same) return &candidate;
-  }
-  return nullptr;
+  return MatchingExcept(points, point, "engine", "cpython");
 }
 
 std::optional<double> Slowdown(const std::vector<PointRuns>& points, const PointRuns& point) {
