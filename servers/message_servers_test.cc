@@ -3,6 +3,7 @@
 // client's own connections.
 #include "servers/message_servers.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,7 +120,7 @@ TEST_P(MessageServer, ServesSeveralConnectionsAtOnce) {
   FakeEngine engine;
   Running server(Make(GetParam(), BindEndpoint(), engine));
   LoadOptions o{.endpoint = server.endpoint(), .server = GetParam(), .requests = 400, .message_bytes = 300,
-                .connections = 4, .reply_timeout_ms = 5000};
+                .payload = "", .connections = 4, .reply_timeout_ms = 5000};
   const LoadResult r = RunLoad(o);
   EXPECT_EQ(r.errors, 0);
   EXPECT_EQ(r.requests, 400);
@@ -280,11 +281,12 @@ TEST(MqServer, ClientKilledMidRunCostsOnlyItsConnection) {
   FakeEngine engine;
   const std::string name = UniqueMqName("dead");
   Running server(Make("multiprocessing", "ipc://" + name, engine));
-  // A client that connected and died without "bye": a reaped child's pid.
+  // A client that connects and then dies without "bye" (SIGKILL, reaped).
   const pid_t child = fork();
-  if (child == 0) _exit(0);
+  if (child == 0) {
+    for (;;) pause();
+  }
   ASSERT_GT(child, 0);
-  ASSERT_EQ(waitpid(child, nullptr, 0), child);
   {
     namespace bip = boost::interprocess;
     bip::message_queue control(bip::open_only, ControlQueueName(name).c_str());
@@ -294,10 +296,14 @@ TEST(MqServer, ClientKilledMidRunCostsOnlyItsConnection) {
   }
   const auto give_up = Clock::now() + std::chrono::seconds(5);
   bool opened = false, closed = false;
-  while (!closed && Clock::now() < give_up) {
-    const size_t queues = ListMqQueues(name).size();
-    opened = opened || queues == 3;
-    closed = opened && queues == 1;
+  while (!opened && Clock::now() < give_up) {
+    opened = ListMqQueues(name).size() == 3;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  kill(child, SIGKILL);
+  EXPECT_EQ(waitpid(child, nullptr, 0), child);
+  while (opened && !closed && Clock::now() < give_up) {
+    closed = ListMqQueues(name).size() == 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const std::string log = testing::internal::GetCapturedStderr();
