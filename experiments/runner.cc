@@ -1,10 +1,7 @@
 // runner.cc — spawning serve/load per run, timeouts, resume, progress and ETA.
 #include "experiments/runner.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -90,15 +87,8 @@ int RemoveQueuesOfDeadRunners() {
     names.insert(name);
   }
   int removed = 0;
-  for (const std::string& name : names) {
-    const std::string control = "/" + servers::ControlQueueName(name);
-    if (int fd = shm_open(control.c_str(), O_RDWR, 0); fd >= 0) {
-      const bool live = flock(fd, LOCK_EX | LOCK_NB) != 0;
-      close(fd);
-      if (live) continue;
-    }
-    removed += servers::RemoveMqQueues(name);
-  }
+  for (const std::string& name : names)
+    if (!servers::MqServerRunning(name)) removed += servers::RemoveMqQueues(name);
   return removed;
 }
 

@@ -3,6 +3,9 @@
 #include "servers/mq_protocol.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -110,6 +113,15 @@ int RemoveMqQueues(std::string_view name) {
 }
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+bool MqServerRunning(std::string_view name) {
+  const std::string shm_path = "/" + ControlQueueName(name);
+  const int fd = shm_open(shm_path.c_str(), O_RDWR, 0);
+  if (fd < 0) return false;
+  const bool running = flock(fd, LOCK_EX | LOCK_NB) != 0;  // our probe lock goes with the close
+  close(fd);
+  return running;
+}
 
 // The process's watch over its clients' queue calls (see mq_protocol.h): a
 // thread, started with the first client, that ends the process when a call has

@@ -72,6 +72,10 @@ std::vector<std::string> ListMqQueues(std::string_view name);
 int RemoveMqQueues(std::string_view name);
 // True if a process with this pid exists (EPERM counts as alive).
 bool ProcessAlive(pid_t pid);
+// True while a server serves NAME: it holds an flock on NAME.ctl from Bind to
+// exit, which the kernel drops when it dies, even by kill -9. Queues of a NAME
+// with no running server are stale.
+bool MqServerRunning(std::string_view name);
 
 // One client connection to a multiprocessing server. Not thread-safe: one per
 // client thread. Every failure (no server, server gone, timeout, message above

@@ -101,14 +101,7 @@ class MqServer final : public Server {
   void Bind() override {
     name_ = ParseIpcName(options_.endpoint);
     const std::string control_name = ControlQueueName(name_);
-    // A live server holds an flock on its control queue; the kernel drops it
-    // when that process dies, even by kill -9, so a lockable queue is stale.
-    const std::string shm_path = "/" + control_name;
-    if (int fd = shm_open(shm_path.c_str(), O_RDWR, 0); fd >= 0) {
-      const bool live = flock(fd, LOCK_EX | LOCK_NB) != 0;
-      close(fd);
-      if (live) throw UsageError(fmt::format("ipc://{} is in use by a running server", name_));
-    }
+    if (MqServerRunning(name_)) throw UsageError(fmt::format("ipc://{} is in use by a running server", name_));
     if (const int stale = RemoveMqQueues(name_); stale > 0) {
       fmt::print(stderr, "multiprocessing server: removed {} stale queue(s) of ipc://{} left by an earlier run\n",
                  stale, name_);
@@ -120,7 +113,7 @@ class MqServer final : public Server {
       throw std::runtime_error(fmt::format("cannot create queue {}: {}", control_name, e.what()));
     }
     owns_queues_ = true;
-    lock_fd_ = shm_open(shm_path.c_str(), O_RDWR, 0);
+    lock_fd_ = shm_open(("/" + control_name).c_str(), O_RDWR, 0);  // the flock MqServerRunning tests
     if (lock_fd_ >= 0) flock(lock_fd_, LOCK_EX | LOCK_NB);
   }
 
