@@ -26,6 +26,7 @@
 #include "experiments/child_process.h"
 #include "experiments/experiment.h"
 #include "experiments/results.h"
+#include "servers/e2e_test_util.h"
 
 namespace gillab::experiments {
 namespace {
@@ -37,28 +38,13 @@ std::string ReadFileOrEmpty(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Field `key` of /proc/PID/status ("" if the process is gone).
-std::string ProcStatus(pid_t pid, const std::string& key) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with(key + ":")) {
-      std::string value = line.substr(key.size() + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      return value;
-    }
-  }
-  return "";
-}
+using servers::AliveNotZombie;
+using servers::ProcStatus;
 
 std::string Cmdline(pid_t pid) {
   std::string text = ReadFileOrEmpty(fmt::format("/proc/{}/cmdline", pid));
   std::replace(text.begin(), text.end(), '\0', ' ');
   return text;
-}
-
-bool AliveNotZombie(pid_t pid) {
-  const std::string state = ProcStatus(pid, "State");
-  return !state.empty() && !state.starts_with("Z");
 }
 
 // Live (not zombie) processes for which pick(pid) holds.

@@ -40,19 +40,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-// Field `key` ("PPid", "State") of /proc/PID/status, or "" if gone.
-std::string ProcStatus(pid_t pid, const std::string& key) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with(key + ":")) {
-      std::string value = line.substr(key.size() + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      return value;
-    }
-  }
-  return "";
-}
-
 // Live (not zombie) processes whose parent is `parent`.
 std::vector<pid_t> ChildrenOf(pid_t parent) {
   std::vector<pid_t> out;
@@ -65,11 +52,6 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
     }
   }
   return out;
-}
-
-bool AliveNotZombie(pid_t pid) {
-  const std::string state = ProcStatus(pid, "State");
-  return !state.empty() && !state.starts_with("Z");
 }
 
 // Entries of the endpoint's name on the file system: /dev/shm/NAME.* for

@@ -45,6 +45,24 @@ inline std::filesystem::path ScratchDir() {
   return dir;
 }
 
+// Field `key` ("PPid", "State") of /proc/PID/status, or "" if the process is gone.
+inline std::string ProcStatus(pid_t pid, const std::string& key) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(key + ":")) {
+      std::string value = line.substr(key.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  }
+  return "";
+}
+
+inline bool AliveNotZombie(pid_t pid) {
+  const std::string state = ProcStatus(pid, "State");
+  return !state.empty() && !state.starts_with("Z");
+}
+
 inline std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream s;

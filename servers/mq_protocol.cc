@@ -45,10 +45,6 @@ boost::posix_time::ptime Deadline(int timeout_ms) {
 
 std::atomic<uint64_t> next_token{0};
 
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -110,6 +106,11 @@ int RemoveMqQueues(std::string_view name) {
     if (bip::message_queue::remove(queue.c_str())) ++removed;
   }
   return removed;
+}
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }

@@ -70,6 +70,8 @@ std::string ReplyQueueName(std::string_view name, std::string_view token);
 std::vector<std::string> ListMqQueues(std::string_view name);
 // Removes every queue of NAME; returns how many were removed.
 int RemoveMqQueues(std::string_view name);
+// Milliseconds on the steady clock: when a queue call began, for the wedge checks.
+int64_t SteadyNowMs();
 // True if a process with this pid exists (EPERM counts as alive).
 bool ProcessAlive(pid_t pid);
 // True while a server serves NAME: it holds an flock on NAME.ctl from Bind to

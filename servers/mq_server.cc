@@ -60,11 +60,6 @@ boost::posix_time::ptime Deadline(int timeout_ms) {
          boost::posix_time::milliseconds(timeout_ms);
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // Each connection costs two queues and a thread; a flood of forged "connect"
 // messages (any process can write NAME.ctl) must not grow them without bound.
 constexpr size_t kMaxConnections = 256;
@@ -158,7 +153,7 @@ class MqServer final : public Server {
     std::unique_ptr<Queue> rep;
     std::thread thread;
     std::atomic<bool> done{false};
-    // NowMs() when the thread's current queue call began, 0 outside one,
+    // SteadyNowMs() when the thread's current queue call began, 0 outside one,
     // kAbandoned once the server gave up on the thread inside one.
     std::atomic<int64_t> call_started_ms{0};
   };
@@ -171,7 +166,7 @@ class MqServer final : public Server {
   template <class Call>
   static bool QueueCall(Connection& c, IoThread& io, Call&& call) {
     io.BeginBlocking();
-    c.call_started_ms = NowMs();
+    c.call_started_ms = SteadyNowMs();
     std::exception_ptr error;
     try {
       call();
@@ -187,7 +182,7 @@ class MqServer final : public Server {
   // Claims a connection whose thread is stuck in a call on a dead client's queue.
   static bool ClaimWedged(Connection& c) {
     int64_t started = c.call_started_ms;
-    return started > 0 && NowMs() - started > kWedgedAfterMs && !ProcessAlive(c.client_pid) &&
+    return started > 0 && SteadyNowMs() - started > kWedgedAfterMs && !ProcessAlive(c.client_pid) &&
            c.call_started_ms.compare_exchange_strong(started, kAbandoned);
   }
 
