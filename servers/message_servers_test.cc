@@ -110,7 +110,9 @@ TEST_P(MessageServer, ReleasesTheLockAroundEachReceiveAndSend) {
   constexpr uint64_t kRequests = 200;
   for (uint64_t i = 0; i < kRequests; ++i) client->Exchange(std::to_string(i), reply);
   const uint64_t sections = engine.blocking_sections() - before;
-  EXPECT_GE(sections, 2 * kRequests);
+  // A reply reaches the client before the server begins its next receive, so
+  // one receive at either end of the window may fall outside the count.
+  EXPECT_GE(sections, 2 * kRequests - 1);
   // Slack for the multiprocessing server's timed waits (one per 200 ms idle).
   EXPECT_LE(sections, 2 * kRequests + 3);
   EXPECT_EQ(engine.violations(), 0u);
