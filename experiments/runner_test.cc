@@ -103,7 +103,7 @@ TEST_F(RunnerTest, RunsEveryPointAndRepetitionOnceAndWritesTheResultsFiles) {
   EXPECT_EQ(rows[0].at("cpu_thread_count"), "0");
 
   auto meta = nlohmann::json::parse(ReadFile(Dir() + "/meta.json"));
-  for (const char* key : {"git_sha", "git_dirty", "kernel", "cpu_model", "cores", "pinning", "versions",
+  for (const char* key : {"git_sha", "git_dirty", "kernel", "clock", "cpu_model", "cores", "pinning", "versions",
                           "load_average_start", "load_average_end", "started_utc", "experiment"})
     EXPECT_TRUE(meta.contains(key)) << key;
   EXPECT_EQ(meta["runs_finished"], 8);

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "experiments/child_process.h"
+#include "gil/clock.h"
 
 #ifndef GILLAB_SOURCE_DIR
 #define GILLAB_SOURCE_DIR "."
@@ -146,6 +147,7 @@ SystemInfo CollectSystemInfo(int sample_busy_ms) {
   info.load_average = fmt::format("{} {} {}", a, b, c);
   info.load_1min = std::atof(a.c_str());
   info.governor = Trim(FirstLine("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"));
+  info.clock = std::string(gillab::gil::ClockSourceName(gillab::gil::ActiveClockSource()));
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) info.nofile_soft = limit.rlim_cur, info.nofile_hard = limit.rlim_max;
   if (getrlimit(RLIMIT_RTPRIO, &limit) == 0) info.rtprio_limit = limit.rlim_cur;
@@ -187,6 +189,8 @@ std::string FormatSystemInfo(const SystemInfo& info) {
   out += fmt::format("kernel         {}\n", info.kernel);
   out += fmt::format("load average   {}\n", info.load_average);
   out += fmt::format("governor       {}\n", info.governor.empty() ? "(not visible)" : info.governor);
+  out += fmt::format("lock clock     {}\n", info.clock == "tsc" ? "tsc (RDTSC, anchored to CLOCK_MONOTONIC)"
+                                                               : "kernel (clock_gettime CLOCK_MONOTONIC)");
   out += fmt::format("RLIMIT_NOFILE  soft {} hard {}\n", info.nofile_soft, info.nofile_hard);
   out += fmt::format("RLIMIT_RTPRIO  {}   RLIMIT_NICE {}\n", info.rtprio_limit, info.nice_limit);
   out += "OS priorities this user may set (probed on a throwaway thread):\n";
@@ -207,6 +211,7 @@ nlohmann::json ToJson(const SystemInfo& info) {
           {"hostname", info.hostname},
           {"load_average", info.load_average},
           {"governor", info.governor},
+          {"clock", info.clock},
           {"rlimit_nofile", {info.nofile_soft, info.nofile_hard}},
           {"priority_probes", probes},
           {"busy_processes", info.busy_processes},

@@ -33,6 +33,7 @@ struct SystemInfo {
   std::string load_average;  // "/proc/loadavg" first three fields
   double load_1min = 0;
   std::string governor;      // "" when not visible (VMs often hide it)
+  std::string clock;         // what the lock's timestamps read: "tsc" or "kernel" (gil/clock.h)
   unsigned long long nofile_soft = 0, nofile_hard = 0;
   unsigned long long rtprio_limit = 0, nice_limit = 0;
   std::vector<PriorityProbe> probes;

@@ -60,7 +60,8 @@ class FutexWord {
   }
 
   // Sleeps while the word holds `value`, until `deadline_ns` on the NowNs()
-  // clock (CLOCK_MONOTONIC); deadline_ns <= 0 means no deadline. Returns the
+  // clock (CLOCK_MONOTONIC, give or take clock.h's C2 bound of ~100 ns);
+  // deadline_ns <= 0 means no deadline. Returns the
   // word's value on waking: still `value` means the deadline passed.
   uint32_t WaitWhile(uint32_t value, int64_t deadline_ns) {
     for (;;) {
@@ -73,8 +74,8 @@ class FutexWord {
         ts.tv_nsec = deadline_ns % 1'000'000'000;
         timeout = &ts;
       }
-      // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, the same
-      // clock as std::chrono::steady_clock and so as NowNs().
+      // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, the
+      // clock of std::chrono::steady_clock that NowNs() follows.
       long rc = syscall(SYS_futex, &word_, FUTEX_WAIT_BITSET_PRIVATE, value, timeout, nullptr,
                         FUTEX_BITSET_MATCH_ANY);
       if (rc == -1 && errno == ETIMEDOUT) return Load();

@@ -37,12 +37,11 @@
 #include <utility>
 #include <vector>
 
+#include "gil/clock.h"
 #include "gil/histogram.h"
 
 namespace gillab::gil {
 
-// Monotonic clock in nanoseconds, the one every layer timestamps with.
-int64_t NowNs();
 // The kernel thread id of the calling thread (for OS priorities and traces).
 pid_t CurrentTid();
 
