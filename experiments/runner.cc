@@ -297,12 +297,18 @@ double EstimateRunSeconds(const Point& p, int64_t warmup_requests) {
   double startup_s = s.at("engine") == "cpython" ? 0.6 : 0.15;
   double requests = static_cast<double>(SettingInt(s, "requests") + warmup_requests);
   double per_request_us = 60 + static_cast<double>(SettingInt(s, "message_bytes")) / 500.0;
-  // Under a convoy each request waits about one switch interval for the lock.
+  // Under a convoy each request waits for the lock: about one switch interval
+  // with one CPU thread, more with K of them (fitted to cpu_threads.toml on
+  // the 2-core reference VM: newgil waited 1, 2.4 and 5.6 intervals at K = 1,
+  // 2, 4; ticket, which queues the I/O thread behind every CPU thread, 2, 4.8
+  // and 10.4). `mutex` ticks hand the lock over within ~100 us.
   bool locked = s.at("engine") != "native" && s.at("policy") != "none";
   bool io_outranks = s.at("policy") == "priority" && s.at("lock_priority").find("io=") != std::string::npos;
-  if (locked && SettingInt(s, "cpu_threads") > 0 && !io_outranks) {
-    double convoy_us = s.at("policy") == "mutex" ? 500 : static_cast<double>(SettingInt(s, "switch_interval_us"));
-    per_request_us += convoy_us;
+  const auto k = static_cast<double>(SettingInt(s, "cpu_threads"));
+  if (locked && k > 0 && !io_outranks) {
+    const auto interval_us = static_cast<double>(SettingInt(s, "switch_interval_us"));
+    const std::string& policy = s.at("policy");
+    per_request_us += policy == "mutex" ? 100 : policy == "ticket" ? (2.5 * k - 0.5) * interval_us : (1.4 * k - 0.4) * interval_us;
   }
   double run_s;
   if (SettingDouble(s, "rate") > 0) {
@@ -330,8 +336,8 @@ std::string DryRunText(const Experiment& e, const std::string& bin) {
     out += fmt::format("first run:\n  {}\n", fmt::join(ServeArgs(points[0], bin, endpoint, "TRACE.json"), " "));
     out += fmt::format("  {}\n", fmt::join(LoadArgs(points[0], bin, "ENDPOINT", "LOAD.json", e.warmup), " "));
   }
-  out += fmt::format("{} runs, estimated time {} (rough: think time + network + one switch interval per request "
-                     "under a convoy)\n", e.RunCount() + (points.empty() ? 0 : e.warmup_runs), FormatDuration(total_s));
+  out += fmt::format("{} runs, estimated time {} (rough: think time + network + lock waits "
+                     "under a convoy; handler work not counted)\n", e.RunCount() + (points.empty() ? 0 : e.warmup_runs), FormatDuration(total_s));
   return out;
 }
 

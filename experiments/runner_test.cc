@@ -256,5 +256,18 @@ TEST(RunnerEstimate, AConvoyCostsASwitchIntervalPerRequest) {
   EXPECT_LT(loaded, unloaded + 6.0);
 }
 
+TEST(RunnerEstimate, MoreCpuThreadsMakeALongerConvoyAndTicketQueuesLongest) {
+  Experiment e = ParseExperiment(
+      "[settings]\nrequests = 1000\nthink_us = 100\n[sweep]\npolicy = [\"newgil\", \"ticket\"]\ncpu_threads = [1, 4]\n",
+      "x.toml");
+  auto points = e.Points();  // newgil 1, newgil 4, ticket 1, ticket 4
+  ASSERT_EQ(points.size(), 4u);
+  const double newgil1 = EstimateRunSeconds(points[0], 0), newgil4 = EstimateRunSeconds(points[1], 0);
+  const double ticket1 = EstimateRunSeconds(points[2], 0), ticket4 = EstimateRunSeconds(points[3], 0);
+  EXPECT_GT(newgil4, 4 * newgil1);  // 1000 x 5.2 intervals against 1000 x 1
+  EXPECT_GT(ticket1, 1.5 * newgil1);
+  EXPECT_GT(ticket4, 1.5 * newgil4);
+}
+
 }  // namespace
 }  // namespace gillab::experiments

@@ -386,7 +386,7 @@ def plot_tradeoff(runs, directory, made):
     ax.legend(fontsize=7, ncol=2 if len(series) > 6 else 1)
     cpu_note = f", {min(counts)} CPU thread{'s' if min(counts) > 1 else ''}" if len(counts) == 1 else ""
     ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy, toy engine{cpu_note} (up and right is better)\n"
-                 f"{runs.fixed_text({'cpu_threads', 'server'})}", fontsize=9)
+                 f"{runs.fixed_text({'cpu_threads'})}", fontsize=9)
     save(fig, directory, "tradeoff.png", made)
 
 
