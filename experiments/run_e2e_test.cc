@@ -14,6 +14,7 @@
 
 #include "experiments/child_process.h"
 #include "experiments/experiment.h"
+#include "gil/histogram.h"
 #include "experiments/results.h"
 
 namespace gillab::experiments {
@@ -102,6 +103,9 @@ TEST_F(RunE2e, TinyExperimentWritesEveryFileAndResumesATruncatedRun) {
   EXPECT_TRUE(fs::exists(dir + "/plots/slowdown.png"));
   EXPECT_TRUE(fs::exists(dir + "/plots/latency_cdf.png"));
   EXPECT_FALSE(fs::exists(dir + "/plots/switch_interval.png"));  // not swept
+  // Each run's whole latency distribution, which latency_cdf.png draws, is kept beside runs.csv.
+  auto load = nlohmann::json::parse(ReadFile(dir + "/raw/p001_r0_load.json"));
+  EXPECT_EQ(load["latency_us"]["cdf"].size(), gil::Histogram::kCdfPercentiles.size());
 
   // `gillab report` regenerates the same summary from runs.csv.
   fs::remove(dir + "/summary.md");

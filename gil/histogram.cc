@@ -63,4 +63,11 @@ int64_t Histogram::Percentile(double p) const {
   return max_;
 }
 
+std::vector<std::pair<double, int64_t>> Histogram::Cdf() const {
+  std::vector<std::pair<double, int64_t>> cdf;
+  if (count_ == 0) return cdf;
+  for (double p : kCdfPercentiles) cdf.emplace_back(p, p == 0 ? min() : p == 100 ? max() : Percentile(p));
+  return cdf;
+}
+
 }  // namespace gillab::gil

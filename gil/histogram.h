@@ -14,6 +14,8 @@
 
 #include <array>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace gillab::gil {
 
@@ -36,6 +38,12 @@ class Histogram {
   double Mean() const { return count_ ? static_cast<double>(sum_) / count_ : 0.0; }
   // The value at percentile p in [0, 100]; 0 when empty. Clamped to [min, max].
   int64_t Percentile(double p) const;
+  // The distribution as (percentile, value) pairs on kCdfPercentiles, for
+  // plotting a CDF: Percentile(p), except the exact min() at 0 and max() at
+  // 100. Empty when the histogram is.
+  static constexpr std::array<double, 22> kCdfPercentiles = {
+      0, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.99, 100};
+  std::vector<std::pair<double, int64_t>> Cdf() const;
 
   static int BucketOf(int64_t value);
   static int64_t BucketLow(int bucket);

@@ -137,5 +137,27 @@ TEST(Histogram, MergeEqualsRecordingEverythingInOne) {
   EXPECT_EQ(unchanged.Percentile(50), 0);
 }
 
+TEST(Histogram, CdfRunsFromMinToMaxThroughThePercentiles) {
+  EXPECT_TRUE(Histogram{}.Cdf().empty());
+  Histogram h;
+  std::mt19937_64 rng(7);
+  std::lognormal_distribution<double> dist(10.0, 1.5);
+  for (int i = 0; i < 50'000; ++i) h.Record(static_cast<int64_t>(dist(rng)));
+  const auto cdf = h.Cdf();
+  ASSERT_EQ(cdf.size(), Histogram::kCdfPercentiles.size());
+  EXPECT_EQ(cdf.front(), std::make_pair(0.0, h.min()));
+  EXPECT_EQ(cdf.back(), std::make_pair(100.0, h.max()));
+  for (size_t i = 0; i < cdf.size(); ++i) {
+    EXPECT_EQ(cdf[i].first, Histogram::kCdfPercentiles[i]);
+    if (i > 0 && i + 1 < cdf.size()) {
+      EXPECT_EQ(cdf[i].second, h.Percentile(cdf[i].first));
+    }
+    if (i > 0) {
+      EXPECT_GT(cdf[i].first, cdf[i - 1].first);
+      EXPECT_GE(cdf[i].second, cdf[i - 1].second) << "at p" << cdf[i].first;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gillab::gil

@@ -219,10 +219,7 @@ nlohmann::json ToJson(const ContendResult& r) {
   }
   const gil::Histogram& hh = r.handoff_ns;
   json handoff_cdf = json::array();
-  for (double p : {0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.5,
-                   99.9, 100.0}) {
-    if (hh.count() > 0) handoff_cdf.push_back({p, Us(hh.Percentile(p))});
-  }
+  for (const auto& [p, ns] : hh.Cdf()) handoff_cdf.push_back({p, Us(ns)});
   json priorities = json::object();
   for (const auto& [role, p] : r.options.lock_priority) priorities[std::string(gil::RoleName(role))] = p;
   return {

@@ -6,8 +6,9 @@ plots the data supports:
 
   slowdown.png         req/s at 0 CPU threads / req/s with them, by server x
                        engine/policy variant (log scale, 1x line)      [cpu_threads swept with 0]
-  latency_cdf.png      latency distribution per variant from the per-run
-                       percentiles (min, p50, p90, p99, p99.9, max)      [always]
+  latency_cdf.png      latency CDF per variant: each run's whole distribution
+                       (raw/pNNN_rR_load.json, latency_us.cdf), else its
+                       percentiles in runs.csv (min, p50 … max)         [always]
   switch_interval.png  req/s and p50 against the switch interval, with the
                        req/s ~ 1/interval reference                     [switch_interval_us swept]
   cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values]
@@ -18,6 +19,7 @@ Every point is the median over its repetitions; titles carry the fixed
 parameters, axes carry units. Needs Debian's python3-matplotlib (Agg backend).
 """
 import csv
+import json
 import math
 import os
 import statistics
@@ -63,6 +65,7 @@ class Runs:
         start, end = self.header.index("variant"), self.header.index("status")
         self.settings = self.header[start:end]
         self.varying = [k for k in self.settings if len({r[k] for r in self.rows}) > 1]
+        self.directory = directory
         self.name = os.path.basename(os.path.normpath(directory))
         try:
             import tomllib
@@ -78,6 +81,17 @@ class Runs:
         for r in self.rows:
             out.setdefault(int(r["point"]), []).append(r)
         return dict(sorted(out.items()))
+
+    def latency_cdf(self, row):
+        """[(percentile, us), ...] of one run: the load client's whole distribution (raw/pNNN_rR_load.json),
+        or None when that file or its cdf is missing (results from before it was recorded)."""
+        path = os.path.join(self.directory, "raw", f"p{int(row['point']):03}_r{row['repetition']}_load.json")
+        try:
+            with open(path) as f:
+                cdf = json.load(f)["latency_us"]["cdf"]
+            return [(float(p), float(us)) for p, us in cdf] or None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def values(self, key):
         seen = []
@@ -223,11 +237,12 @@ def plot_latency_cdf(runs, directory, made):
     panels = runs.values("server") if panel_key else [""]
     cols = min(3, len(panels))
     nrows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4.0 * nrows), squeeze=False)
-    # The max sits one step beyond p99.9 on the "nines" axis.
-    top = nines(0.999) + 0.6
+    fig, axes = plt.subplots(nrows, cols, figsize=(max(5.2 * cols, 9.0), 4.0 * nrows), squeeze=False)
+    # The max sits one step beyond p99.99 (the last percentile of a recorded CDF) on the "nines" axis.
+    top = nines(0.9999) + 0.6
     styles = {}
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    full_cdfs = coarse_points = 0
     for i, panel in enumerate(panels):
         ax = axes[i // cols][i % cols]
         for rows in runs.points().values():
@@ -236,23 +251,33 @@ def plot_latency_cdf(runs, directory, made):
                 continue
             label = series_key(r0, keys)
             xs, ys = [], []
-            for column, q in QUANTILES:
-                value = aggregate(rows, column)
-                if value is None or q == 0.0:
-                    continue
-                xs.append(value)
-                ys.append(nines(q) if q < 1 else top)
+            cdfs = [runs.latency_cdf(r) for r in rows]
+            if all(cdfs) and len({tuple(p for p, _ in c) for c in cdfs}) == 1:
+                # The whole distribution: at each percentile, the median over the point's runs.
+                full_cdfs += 1
+                for i, (p, _) in enumerate(cdfs[0]):
+                    xs.append(median([c[i][1] for c in cdfs]))
+                    ys.append(nines(p / 100) if p < 100 else top)
+            else:
+                coarse_points += 1
+                for column, q in QUANTILES:
+                    value = aggregate(rows, column)
+                    if value is None:
+                        continue
+                    xs.append(value)
+                    ys.append(nines(q) if q < 1 else top)
             if not xs:
                 continue
             # One colour per variant; dashed without CPU threads, solid with them.
             color_key = series_key(r0, [k for k in keys if k != "cpu_threads"])
             color = styles.setdefault(color_key, colors[len(styles) % len(colors)])
             dashed = "cpu_threads" in keys and r0["cpu_threads"] == "0"
-            ax.plot(xs, ys, marker="o", markersize=3, color=color, linestyle="--" if dashed else "-", label=label)
+            ax.plot(xs, ys, marker="o", markersize=2 if len(xs) > 8 else 3, color=color,
+                    linestyle="--" if dashed else "-", label=label)
         ax.set_xscale("log")
         plain_log(ax.xaxis, subs=(1.0, 3.0))
-        ax.set_yticks([nines(0.5), nines(0.9), nines(0.99), nines(0.999), top])
-        ax.set_yticklabels(["50%", "90%", "99%", "99.9%", "max"])
+        ax.set_yticks([0, nines(0.5), nines(0.9), nines(0.99), nines(0.999), nines(0.9999), top])
+        ax.set_yticklabels(["min", "50%", "90%", "99%", "99.9%", "99.99%", "max"])
         ax.set_xlabel("latency (µs, log scale; k = 1000)")
         ax.set_ylabel("requests at or below (percentile)")
         ax.grid(alpha=0.3, which="both")
@@ -266,11 +291,17 @@ def plot_latency_cdf(runs, directory, made):
                 if l not in labels:
                     handles.append(h)
                     labels.append(l)
-    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)),
-               bbox_to_anchor=(0.5, -0.02 - 0.035 * math.ceil(len(labels) / 4)))
-    fig.suptitle(f"{runs.name}: latency distribution (percentiles of each run, median over runs)\n"
+    # The legend goes under the panels, in a strip added for it (~0.2 inch per row of entries).
+    legend_in = 0.2 * math.ceil(len(labels) / 4) + 0.3
+    fig.set_figheight(fig.get_figheight() + legend_in)
+    legend_frac = legend_in / fig.get_figheight()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)), bbox_to_anchor=(0.5, 0))
+    how = ("each run's whole distribution, median over runs at each percentile" if not coarse_points
+           else "p50/p90/p99/p99.9/max of each run, median over runs" if not full_cdfs
+           else "whole distributions where recorded, else p50/p90/p99/p99.9/max; median over runs")
+    fig.suptitle(f"{runs.name}: latency CDF ({how})\n"
                  f"{runs.fixed_text({'server'})}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_frac, 1, 1))
     save(fig, directory, "latency_cdf.png", made)
 
 

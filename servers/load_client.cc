@@ -196,6 +196,8 @@ LoadResult RunLoad(const LoadOptions& options) {
 
 nlohmann::json LoadResult::ToJson() const {
   const auto us = [this](double p) { return latency_ns.Percentile(p) / 1000.0; };
+  nlohmann::json cdf = nlohmann::json::array();
+  for (const auto& [p, ns] : latency_ns.Cdf()) cdf.push_back({p, ns / 1000.0});
   return {
       {"requests", requests},
       {"errors", errors},
@@ -208,7 +210,8 @@ nlohmann::json LoadResult::ToJson() const {
         {"p999", us(99.9)},
         {"max", latency_ns.max() / 1000.0},
         {"min", latency_ns.min() / 1000.0},
-        {"mean", latency_ns.Mean() / 1000.0}}},
+        {"mean", latency_ns.Mean() / 1000.0},
+        {"cdf", cdf}}},
       {"mode", options.rate > 0 ? "open" : "closed"},
       {"transport", transport},
       {"server", options.server},

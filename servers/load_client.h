@@ -55,7 +55,8 @@ struct LoadResult {
 
   double req_per_s() const { return seconds > 0 ? requests / seconds : 0.0; }
   // Keys relied on (design §5): requests, errors, seconds, req_per_s,
-  // latency_us {p50, p90, p99, p999, max}; others are informative.
+  // latency_us {p50, p90, p99, p999, max}; others are informative (latency_us.cdf:
+  // [[percentile, us], ...] on Histogram::kCdfPercentiles, for the latency CDF plot).
   nlohmann::json ToJson() const;
   std::string Summary() const;  // a few readable lines for stdout
 };

@@ -211,6 +211,16 @@ TEST(LoadClient, JsonHasTheReliedOnKeysAndIsWrittenAtomically) {
     EXPECT_TRUE(j["latency_us"].contains(key)) << key;
     EXPECT_GT(j["latency_us"][key].get<double>(), 0) << key;
   }
+  // The CDF for the plots: the whole distribution, consistent with the percentiles beside it.
+  const auto& cdf = j["latency_us"]["cdf"];
+  ASSERT_EQ(cdf.size(), gil::Histogram::kCdfPercentiles.size());
+  EXPECT_EQ(cdf.front()[1].get<double>(), j["latency_us"]["min"].get<double>());
+  EXPECT_EQ(cdf.back()[1].get<double>(), j["latency_us"]["max"].get<double>());
+  for (const auto& point : cdf) {
+    if (point[0].get<double>() == 50) {
+      EXPECT_EQ(point[1].get<double>(), j["latency_us"]["p50"].get<double>());
+    }
+  }
   EXPECT_FALSE(j.contains("stale"));
   EXPECT_EQ(j["requests"].get<int64_t>(), 40);
   EXPECT_EQ(j["errors"].get<int64_t>(), 0);
