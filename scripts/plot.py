@@ -255,8 +255,8 @@ def plot_latency_cdf(runs, directory, made):
             if all(cdfs) and len({tuple(p for p, _ in c) for c in cdfs}) == 1:
                 # The whole distribution: at each percentile, the median over the point's runs.
                 full_cdfs += 1
-                for i, (p, _) in enumerate(cdfs[0]):
-                    xs.append(median([c[i][1] for c in cdfs]))
+                for k, (p, _) in enumerate(cdfs[0]):
+                    xs.append(median([c[k][1] for c in cdfs]))
                     ys.append(nines(p / 100) if p < 100 else top)
             else:
                 coarse_points += 1
@@ -297,8 +297,8 @@ def plot_latency_cdf(runs, directory, made):
     legend_frac = legend_in / fig.get_figheight()
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)), bbox_to_anchor=(0.5, 0))
     how = ("each run's whole distribution, median over runs at each percentile" if not coarse_points
-           else "p50/p90/p99/p99.9/max of each run, median over runs" if not full_cdfs
-           else "whole distributions where recorded, else p50/p90/p99/p99.9/max; median over runs")
+           else "min/p50/p90/p99/p99.9/max of each run, median over runs" if not full_cdfs
+           else "whole distributions where recorded, else min/p50/p90/p99/p99.9/max; median over runs")
     fig.suptitle(f"{runs.name}: latency CDF ({how})\n"
                  f"{runs.fixed_text({'server'})}", fontsize=10)
     fig.tight_layout(rect=(0, legend_frac, 1, 1))
