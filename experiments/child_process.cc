@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <stdexcept>
 
 #include <fmt/core.h>
@@ -37,12 +36,6 @@ void CloseFd(int& fd) {
 }
 
 }  // namespace
-
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 ChildProcess::ChildProcess(const Options& options) {
   if (options.argv.empty()) throw std::runtime_error("ChildProcess: empty argv");
@@ -125,8 +118,8 @@ void ChildProcess::Signal(int signal) {
 void ChildProcess::Stop(double grace_s) {
   if (pid_ <= 0 || exited_) return;
   Signal(SIGTERM);
-  int64_t deadline_ns = MonotonicNs() + static_cast<int64_t>(grace_s * 1e9);
-  while (!exited_ && MonotonicNs() < deadline_ns) Pump({this}, 20);
+  int64_t deadline_ns = gil::KernelNowNs() + static_cast<int64_t>(grace_s * 1e9);
+  while (!exited_ && gil::KernelNowNs() < deadline_ns) Pump({this}, 20);
   KillAndReap();
 }
 
@@ -200,7 +193,7 @@ bool WaitFor(const std::vector<ChildProcess*>& children, int64_t deadline_ns, co
   for (;;) {
     if (done()) return true;
     if (Interrupted()) return false;
-    int64_t left_ns = deadline_ns - MonotonicNs();
+    int64_t left_ns = deadline_ns - gil::KernelNowNs();
     if (left_ns <= 0) return done();
     Pump(children, static_cast<int>(std::min<int64_t>(left_ns / 1'000'000 + 1, 50)));
   }
@@ -209,7 +202,7 @@ bool WaitFor(const std::vector<ChildProcess*>& children, int64_t deadline_ns, co
 std::string CaptureOutput(const std::vector<std::string>& argv, int timeout_ms) {
   try {
     ChildProcess child({.argv = argv, .cpus = {}});
-    bool done = WaitFor({&child}, MonotonicNs() + int64_t{timeout_ms} * 1'000'000, [&] { return child.exited(); });
+    bool done = WaitFor({&child}, gil::KernelNowNs() + int64_t{timeout_ms} * 1'000'000, [&] { return child.exited(); });
     if (!done || child.exit_code() != 0) return "";
     Pump({&child}, 0);  // collect anything left in the pipe
     return child.out();

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "gil/clock.h"  // deadlines here are on gil::KernelNowNs() (CLOCK_MONOTONIC)
+
 namespace gillab::experiments {
 
 class ChildProcess {
@@ -96,6 +98,5 @@ bool Interrupted();
 int InterruptSignal();  // the signal that interrupted, or 0
 void ClearInterruptForTest();
 
-int64_t MonotonicNs();
 
 }  // namespace gillab::experiments

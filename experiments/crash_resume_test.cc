@@ -101,7 +101,7 @@ TEST_F(CrashResume, Kill9OfTheRunnerLeavesNoOrphansAndResumeCompletesEveryPointO
       if (Cmdline(p).find(" load ") != std::string::npos) return true;
     return false;
   };
-  const bool mid_run = WaitFor({&runner}, MonotonicNs() + 40'000'000'000,
+  const bool mid_run = WaitFor({&runner}, gil::KernelNowNs() + 40'000'000'000,
                                [&] { return runner.exited() || (CountRows(csv) >= 1 && load_running()); });
   ASSERT_TRUE(mid_run && !runner.exited()) << "the runner never reached a run after its first row: " << runner.ErrTail();
   const std::vector<pid_t> orphans_to_be = children();
@@ -114,13 +114,13 @@ TEST_F(CrashResume, Kill9OfTheRunnerLeavesNoOrphansAndResumeCompletesEveryPointO
   const std::string csv_before = ReadFile(csv);
 
   // 2. Its children die with it (the death signal), bounded: nothing of this sweep keeps running.
-  const int64_t give_up_ns = MonotonicNs() + 5'000'000'000;
+  const int64_t give_up_ns = gil::KernelNowNs() + 5'000'000'000;
   auto any_left = [&] {
     for (pid_t p : orphans_to_be)
       if (AliveNotZombie(p)) return true;
     return !Processes([&](pid_t p) { return Cmdline(p).find(dir) != std::string::npos; }).empty();
   };
-  while (any_left() && MonotonicNs() < give_up_ns) usleep(10'000);
+  while (any_left() && gil::KernelNowNs() < give_up_ns) usleep(10'000);
   for (pid_t p : orphans_to_be) EXPECT_FALSE(AliveNotZombie(p)) << "orphan " << p << ": " << Cmdline(p);
   // The killed server could not remove its queues (ipc://gillab-RUNNER_PID-N).
   const std::string old_prefix = fmt::format("gillab-{}-", runner_pid);
@@ -129,7 +129,7 @@ TEST_F(CrashResume, Kill9OfTheRunnerLeavesNoOrphansAndResumeCompletesEveryPointO
   // 3. --resume completes the rest and sweeps the dead run's queues on start.
   ChildProcess resume({.argv = {GILLAB_BINARY, "run", "--resume", dir, "--no-plots"}, .cpus = {}});
   const pid_t resume_pid = resume.pid();
-  const bool done = WaitFor({&resume}, MonotonicNs() + 40'000'000'000, [&] { return resume.exited(); });
+  const bool done = WaitFor({&resume}, gil::KernelNowNs() + 40'000'000'000, [&] { return resume.exited(); });
   Pump({&resume}, 0);
   resume.KillAndReap();
   ASSERT_TRUE(done) << "the resume did not finish: " << resume.ErrTail();

@@ -45,7 +45,7 @@ std::string WriteReport(const std::string& dir, bool plots) {
     std::string python = python_env ? python_env : "/usr/bin/python3";
     try {
       ChildProcess plot({.argv = {python, script, dir}, .cpus = {}});
-      bool done = WaitFor({&plot}, MonotonicNs() + 120'000'000'000LL, [&] { return plot.exited(); });
+      bool done = WaitFor({&plot}, gil::KernelNowNs() + 120'000'000'000LL, [&] { return plot.exited(); });
       Pump({&plot}, 0);
       if (!done || plot.exit_code() != 0)
         fmt::print(stderr, "gillab report: warning: plots not made ({} {} {}: {}): {}\n", python, script, dir,

@@ -32,7 +32,7 @@ Result Gillab(const std::vector<std::string>& args, double timeout_s = 240) {
   std::vector<std::string> argv = {GILLAB_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   ChildProcess child({.argv = argv, .cpus = {}});
-  bool done = WaitFor({&child}, MonotonicNs() + static_cast<int64_t>(timeout_s * 1e9), [&] { return child.exited(); });
+  bool done = WaitFor({&child}, gil::KernelNowNs() + static_cast<int64_t>(timeout_s * 1e9), [&] { return child.exited(); });
   Pump({&child}, 0);
   EXPECT_TRUE(done) << "gillab did not finish in " << timeout_s << " s: " << child.ErrTail();
   child.KillAndReap();

@@ -42,7 +42,7 @@ std::string UtcStamp(const char* format) {
   return buffer;
 }
 
-int64_t Deadline(double seconds) { return MonotonicNs() + static_cast<int64_t>(seconds * 1e9); }
+int64_t Deadline(double seconds) { return gil::KernelNowNs() + static_cast<int64_t>(seconds * 1e9); }
 
 std::optional<std::string> ListeningEndpoint(const std::string& out) {
   size_t at = out.find("listening ");
@@ -106,7 +106,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
                 const std::string& trace_path, int64_t warmup_requests, int run_number) {
   Outcome o;
   o.timing.started_utc = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
-  int64_t start_ns = MonotonicNs();
+  int64_t start_ns = gil::KernelNowNs();
   const Settings& s = point.settings;
   std::string endpoint = s.at("server") == "multiprocessing"
                              ? "ipc://" + RunIpcName(getpid(), run_number)
@@ -136,7 +136,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
     if (!serve.exited()) return fail(serve, fmt::format("gillab serve printed no `listening` line within {} s", kStartupTimeoutS));
     return fail(serve, "gillab serve exited before listening (" + serve.ExitDescription() + ")");
   }
-  int64_t listening_ns = MonotonicNs();
+  int64_t listening_ns = gil::KernelNowNs();
 
   ChildProcess load({.argv = LoadArgs(point, bin, *listening, load_json_path, warmup_requests),
                      .cpus = ParseCpuList(s.at("client_cpus"))});
@@ -156,8 +156,8 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   bool stopped = WaitFor({&serve}, Deadline(kShutdownTimeoutS), [&] { return serve.exited(); });
   if (Interrupted()) return o.interrupted = true, o;
   Pump({&serve}, 0);
-  o.timing.serve_wall_ns = MonotonicNs() - listening_ns;
-  o.timing.wall_s = static_cast<double>(MonotonicNs() - start_ns) / 1e9;
+  o.timing.serve_wall_ns = gil::KernelNowNs() - listening_ns;
+  o.timing.wall_s = static_cast<double>(gil::KernelNowNs() - start_ns) / 1e9;
   if (!stopped) return fail(serve, fmt::format("gillab serve did not exit within {} s of SIGTERM (killed)", kShutdownTimeoutS));
 
   try {
@@ -402,7 +402,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
   double estimate_left_s = 0;
   for (const auto& [id, rep] : pending) estimate_left_s += EstimateRunSeconds(points[id], e.warmup);
   double actual_done_s = 0, estimate_done_s = 0;
-  int64_t start_ns = MonotonicNs();
+  int64_t start_ns = gil::KernelNowNs();
   int failures = 0, run_number = 0;
   bool interrupted = false, fatal = false;
 
@@ -427,13 +427,13 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     const Point& p = points[id];
     std::string stem = fmt::format("{}/raw/p{:03}_r{}", dir, id, rep);
     double estimate_s = EstimateRunSeconds(p, e.warmup);
-    int64_t run_start_ns = MonotonicNs();
+    int64_t run_start_ns = gil::KernelNowNs();
     Outcome o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++);
     if (o.interrupted) {
       interrupted = true;
       break;
     }
-    actual_done_s += static_cast<double>(MonotonicNs() - run_start_ns) / 1e9;
+    actual_done_s += static_cast<double>(gil::KernelNowNs() - run_start_ns) / 1e9;
     estimate_done_s += estimate_s;
     estimate_left_s -= estimate_s;
     if (o.ok) {
@@ -447,7 +447,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
       fatal = o.fatal;
     }
     double scale = estimate_done_s > 0 ? actual_done_s / estimate_done_s : 1;
-    double elapsed_s = static_cast<double>(MonotonicNs() - start_ns) / 1e9;
+    double elapsed_s = static_cast<double>(gil::KernelNowNs() - start_ns) / 1e9;
     fmt::print(stderr, "{}\n", Progress(done, total, p, rep, o, elapsed_s, estimate_left_s * scale));
   }
 

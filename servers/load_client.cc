@@ -13,6 +13,7 @@
 
 #include <fmt/core.h>
 
+#include "gil/clock.h"
 #include "gil/error.h"
 #include "servers/client_connection.h"
 
@@ -22,12 +23,7 @@ namespace {
 constexpr size_t kMaxMessagesPerConnection = 3;
 constexpr int64_t kMaxMessageBytes = int64_t{1} << 30;
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
+// when_ns is on gil::KernelNowNs(), CLOCK_MONOTONIC: steady_clock's clock.
 void SleepUntilNs(int64_t when_ns) {
   std::this_thread::sleep_until(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(when_ns)));
 }
@@ -128,7 +124,7 @@ LoadResult RunLoad(const LoadOptions& options) {
   }
 
   int64_t start_ns = 0;
-  std::barrier start(c, [&start_ns]() noexcept { start_ns = NowNs(); });
+  std::barrier start(c, [&start_ns]() noexcept { start_ns = gil::KernelNowNs(); });
   const bool open_loop = options.rate > 0;
   const double gap_ns = open_loop ? 1e9 / options.rate : 0;
 
@@ -139,7 +135,7 @@ LoadResult RunLoad(const LoadOptions& options) {
     auto exchange = [&](int64_t intended_ns, bool measured) {
       if (options.payload.empty()) payloads.Next(request);
       else request = options.payload;
-      const int64_t sent_ns = NowNs();
+      const int64_t sent_ns = gil::KernelNowNs();
       try {
         w.connection->Exchange(request, reply);
       } catch (const std::exception& e) {
@@ -147,7 +143,7 @@ LoadResult RunLoad(const LoadOptions& options) {
         failed = true;
         return;
       }
-      const int64_t done_ns = NowNs();
+      const int64_t done_ns = gil::KernelNowNs();
       if (options.expect_echo && reply != request) {
         w.Note(Mismatch(request, reply));
         return;
@@ -164,7 +160,7 @@ LoadResult RunLoad(const LoadOptions& options) {
       int64_t intended_ns = 0;
       if (open_loop) {
         intended_ns = start_ns + static_cast<int64_t>((static_cast<double>(k) * c + w.index) * gap_ns);
-        if (NowNs() < intended_ns) SleepUntilNs(intended_ns);
+        if (gil::KernelNowNs() < intended_ns) SleepUntilNs(intended_ns);
       }
       exchange(intended_ns, true);
       if (options.think_us > 0 && !failed) {
@@ -172,7 +168,7 @@ LoadResult RunLoad(const LoadOptions& options) {
       }
     }
     w.unsent = w.requests - k;
-    w.finish_ns = NowNs();
+    w.finish_ns = gil::KernelNowNs();
     w.connection.reset();  // hang up before the summary, not at exit
   };
 
