@@ -46,6 +46,13 @@ bool WaitFor(F done, std::chrono::milliseconds limit = 5000ms) {
   return done();
 }
 
+// Whether a CPU thread of the toy engine holds its lock now (a racy snapshot:
+// tests poll it to wait for the event "a CPU thread got the lock").
+bool CpuThreadHolds(ToyEngine& engine) {
+  const gil::Gil::HoldSnapshot hold = engine.gil().SnapshotHold();
+  return hold.held && engine.gil().AttachedThread(hold.holder_index).second == gil::Role::kCpu;
+}
+
 class EngineKinds : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EngineKinds, EchoesTheRequest) {
@@ -263,7 +270,8 @@ TEST(ToyEngine, StopCpuThreadsFromTheHoldingIoThread) {
   auto io = engine.AttachIo("io");
   {
     BlockingSection b(*io);
-    std::this_thread::sleep_for(30ms);
+    // An event, not a sleep: the CPU thread has taken the released lock.
+    EXPECT_TRUE(WaitFor([&] { return CpuThreadHolds(engine); }, 10000ms)) << "the CPU thread never took the lock";
   }
   engine.StopCpuThreads();
   EXPECT_EQ(io->Handle("still"), "still");
@@ -280,6 +288,7 @@ TEST(ToyEngine, StopCpuThreadsFromTheHoldingIoThread) {
 // back takes about one switch interval (the waiter's timeout before it asks
 // the CPU thread to drop); with `priority` and io above cpu it is asked at
 // once. The same figure as CpythonEngine.CpuThreadDelaysGilReacquireByAboutASwitchInterval.
+// With CPU threads, each round waits until one of them holds the lock.
 // Bounds are generous: a loaded machine only slows the loaded case down.
 int64_t ToyReacquireP50Ns(const std::string& policy, int cpu_threads, int rounds) {
   EngineOptions o = Options("toy");
@@ -289,12 +298,21 @@ int64_t ToyReacquireP50Ns(const std::string& policy, int cpu_threads, int rounds
   o.lock_priority = {{gil::Role::kIo, 1}, {gil::Role::kCpu, 0}};
   ToyEngine engine(o);
   engine.StartCpuThreads();
+  // The event the measurement needs: a CPU thread holding the lock while the
+  // I/O thread is out of it. Waiting for it (instead of sleeping and hoping
+  // the scheduler ran the CPU thread meanwhile) keeps the figure true on a
+  // loaded machine, where a CPU thread may not run for a whole time slice.
+  auto cpu_holds = [&engine] { return CpuThreadHolds(engine); };
   {
     auto io = engine.AttachIo("io");
     for (int i = 0; i < rounds; ++i) {
       {
         BlockingSection b(*io);
-        std::this_thread::sleep_for(100us);
+        if (cpu_threads == 0) {
+          std::this_thread::sleep_for(100us);  // the unloaded baseline: nobody to wait for
+        } else {
+          EXPECT_TRUE(WaitFor(cpu_holds, 10000ms)) << "round " << i << ": no CPU thread took the lock";
+        }
       }
       io->Handle("ping");
     }
