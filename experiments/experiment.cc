@@ -17,8 +17,6 @@
 #include <toml++/toml.h>
 
 #include "gil/error.h"
-#include "gil/gil.h"
-#include "gil/thread_priority.h"
 #include "servers/engine_kinds.h"
 #include "servers/server_kinds.h"
 #include "servers/settings.h"
@@ -70,12 +68,6 @@ Where At(const std::string& path, const toml::node& node) {
 }
 
 std::string FormatDouble(double value) { return fmt::format("{}", value); }
-
-// Checks one value of one setting (its one rule, servers/settings.h) and
-// returns its canonical text; the caller prefixes the location to the message.
-std::string ValidateValue(const SettingSpec& spec, const std::string& text, const std::string& base_dir) {
-  return servers::CheckSetting(spec, text, base_dir);
-}
 
 // Text of a TOML scalar for a setting of the given type, or nullopt when the type is wrong.
 std::optional<std::string> NodeText(const SettingSpec& spec, const toml::node& node) {
@@ -139,7 +131,7 @@ std::string SettingFromNode(const std::string& path, const std::string& base_dir
   if (!text)
     At(path, node).Fail(fmt::format("'{}' must be {}, not {}", spec.name, TypeName(spec.type), NodeTypeName(node)));
   try {
-    return ValidateValue(spec, *text, base_dir);
+    return servers::CheckSetting(spec, *text, base_dir);  // the setting's one rule
   } catch (const std::exception& e) {
     At(path, node).Fail(e.what());
   }
@@ -314,7 +306,7 @@ void ApplyOverride(Experiment& e, const std::string& arg, const std::string& bas
       raw = text;  // not TOML: a bare string
     }
     try {
-      return ValidateValue(spec, raw, base_dir);
+      return servers::CheckSetting(spec, raw, base_dir);
     } catch (const std::exception& ex) {
       where.Fail(ex.what());
     }
