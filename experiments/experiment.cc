@@ -13,18 +13,18 @@
 #include <sstream>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
 #include "gil/error.h"
-#include "gil/gil.h"
-#include "gil/thread_priority.h"
-#include "servers/server.h"
+#include "servers/engine_kinds.h"
+#include "servers/server_kinds.h"
+#include "servers/settings.h"
 
 namespace gillab::experiments {
 namespace {
 
 using Type = SettingType;
-using Target = SettingTarget;
 
 // Keys allowed at the top level of an experiment file.
 const std::vector<std::string> kTopLevelKeys = {"name",        "description", "repetitions", "warmup",
@@ -67,92 +67,7 @@ Where At(const std::string& path, const toml::node& node) {
   return {fmt::format("{}:{}", path, begin.line)};
 }
 
-std::string Canonical(std::string_view key, const gil::OsPriority& p) {
-  return fmt::format("{}={}", key, p.ToString());
-}
-
-// Throws a bare message (no location); the caller adds it.
-std::string CanonicalPriorities(const SettingSpec& spec, std::string_view text) {
-  if (text.empty()) return "";
-  std::vector<std::string> parts;
-  if (spec.name == "lock_priority") {
-    for (const auto& [role, value] : gil::ParseLockPriorities(text))
-      parts.push_back(fmt::format("{}={}", gil::RoleName(role), value));
-  } else {
-    for (const auto& [role, value] : gil::ParseOsPriorities(text))
-      parts.push_back(Canonical(gil::RoleName(role), value));
-  }
-  return Join(parts, ",");
-}
-
 std::string FormatDouble(double value) { return fmt::format("{}", value); }
-
-// Checks one value of one setting and returns its canonical text. `base_dir`
-// resolves a relative handler path. Throws std::runtime_error/UsageError with a
-// message that the caller prefixes with the location.
-std::string ValidateValue(const SettingSpec& spec, const std::string& text, const std::string& base_dir) {
-  auto one_of = [&](const std::vector<std::string>& names) {
-    if (std::find(names.begin(), names.end(), text) == names.end())
-      throw UsageError(fmt::format("{} must be one of {} (got '{}')", spec.name, Join(names, ", "), text));
-    return text;
-  };
-  switch (spec.type) {
-    case Type::kInt:
-    case Type::kDouble: {
-      double value = 0;
-      if (spec.type == Type::kInt) {
-        size_t used = 0;
-        long long parsed = 0;
-        try {
-          parsed = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != text.size())
-          throw UsageError(fmt::format("{} must be an integer (got '{}')", spec.name, text));
-        value = static_cast<double>(parsed);
-      } else {
-        size_t used = 0;
-        try {
-          value = std::stod(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != text.size() || !std::isfinite(value))
-          throw UsageError(fmt::format("{} must be a number (got '{}')", spec.name, text));
-      }
-      if (value < spec.min_value)
-        throw UsageError(fmt::format("{} must be at least {} (got {})", spec.name, spec.min_value, text));
-      return spec.type == Type::kInt ? text : FormatDouble(value);
-    }
-    case Type::kBool:
-      if (text != "true" && text != "false")
-        throw UsageError(fmt::format("{} must be true or false (got '{}')", spec.name, text));
-      return text;
-    case Type::kPriorities:
-      return CanonicalPriorities(spec, text);
-    case Type::kString:
-      break;
-  }
-  if (spec.name == "server") return one_of(servers::ServerKinds());
-  if (spec.name == "engine") return one_of(EngineNames());
-  if (spec.name == "policy") return one_of(gil::PolicyNames());
-  if (spec.name == "expect") return text.empty() ? text : one_of({"echo", "any"});
-  if (spec.name == "server_cpus" || spec.name == "client_cpus") {
-    ParseCpuList(text);
-    return text;
-  }
-  if (spec.name == "handler") {
-    if (text == "echo" || text == "primes") return text;
-    namespace fs = std::filesystem;
-    fs::path path(text);
-    if (path.is_relative() && !base_dir.empty() && fs::exists(fs::path(base_dir) / path)) path = fs::path(base_dir) / path;
-    if (!fs::is_regular_file(path))
-      throw UsageError(fmt::format("handler must be echo, primes or a readable program file (no file '{}')", text));
-    return fs::absolute(path).lexically_normal().string();
-  }
-  return text;
-}
 
 // Text of a TOML scalar for a setting of the given type, or nullopt when the type is wrong.
 std::optional<std::string> NodeText(const SettingSpec& spec, const toml::node& node) {
@@ -216,7 +131,7 @@ std::string SettingFromNode(const std::string& path, const std::string& base_dir
   if (!text)
     At(path, node).Fail(fmt::format("'{}' must be {}, not {}", spec.name, TypeName(spec.type), NodeTypeName(node)));
   try {
-    return ValidateValue(spec, *text, base_dir);
+    return servers::CheckSetting(spec, *text, base_dir);  // the setting's one rule
   } catch (const std::exception& e) {
     At(path, node).Fail(e.what());
   }
@@ -309,12 +224,15 @@ void ValidatePoint(const Experiment& e, const Point& p) {
     throw UsageError(fmt::format("{}: point {} ({}): {}", e.path, p.id, p.Describe(), message));
   };
   const auto& s = p.settings;
-  if (s.at("engine") == "cpython" && s.at("policy") != "newgil")
-    fail(fmt::format("engine cpython runs under CPython's own GIL; policy must be newgil (got '{}')", s.at("policy")));
+  const servers::EngineKind& engine = servers::RequireEngineKind(s.at("engine"));
+  if (engine.has_lock && !engine.AcceptsPolicy(s.at("policy")))
+    fail(fmt::format("{}; policy must be {} (got '{}')", engine.policy_note, fmt::join(engine.policies, " or "),
+                     s.at("policy")));
   if (SettingDouble(s, "rate") > 0 && SettingInt(s, "think_us") > 0)
     fail("think_us (closed loop) and rate (open loop) exclude each other; set one of them to 0");
-  if (s.at("server") == "blocking" && SettingInt(s, "connections") > 1)
-    fail("the blocking server serves one connection at a time; connections must be 1");
+  const servers::ServerKind& server = servers::RequireServerKind(s.at("server"));
+  if (server.one_connection_at_a_time && SettingInt(s, "connections") > 1)
+    fail(fmt::format("the {} server serves one connection at a time; connections must be 1", server.name));
 }
 
 // Applies one `-s key=value` to the experiment.
@@ -388,7 +306,7 @@ void ApplyOverride(Experiment& e, const std::string& arg, const std::string& bas
       raw = text;  // not TOML: a bare string
     }
     try {
-      return ValidateValue(spec, raw, base_dir);
+      return servers::CheckSetting(spec, raw, base_dir);
     } catch (const std::exception& ex) {
       where.Fail(ex.what());
     }
@@ -413,45 +331,6 @@ void ApplyOverride(Experiment& e, const std::string& arg, const std::string& bas
 
 }  // namespace
 
-const std::vector<SettingSpec>& SettingSpecs() {
-  static const std::vector<SettingSpec> specs = {
-      {"server", Type::kString, Target::kServe, "blocking", "server kind (gillab list)"},
-      {"engine", Type::kString, Target::kServe, "toy", "native | toy | cpython"},
-      {"policy", Type::kString, Target::kServe, "newgil", "lock policy (toy engine; cpython: newgil only)"},
-      {"switch_interval_us", Type::kInt, Target::kServe, "5000", "ticket/priority/newgil switch interval", 1},
-      {"check_interval", Type::kInt, Target::kServe, "100", "mutex: instructions between releases", 1},
-      {"cpu_threads", Type::kInt, Target::kServe, "0", "CPU-bound threads beside the I/O thread", 0},
-      {"handler", Type::kString, Target::kServe, "echo", "echo | primes | FILE.gasm / FILE.py"},
-      {"work_units", Type::kInt, Target::kServe, "0", "loop iterations the echo handler does per request", 0},
-      {"lock_priority", Type::kPriorities, Target::kServe, "", "lock priority per role, \"io=1,cpu=0\""},
-      {"os_priority", Type::kPriorities, Target::kServe, "", "OS priority per role, \"cpu=nice:10\""},
-      {"max_message_bytes", Type::kInt, Target::kServe, "16777216", "largest request the server accepts", 1},
-      {"trace", Type::kBool, Target::kServe, "false", "write a Perfetto trace per run under raw/"},
-      {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0},
-      {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1},
-      {"connections", Type::kInt, Target::kLoad, "1", "client connections", 1},
-      {"think_us", Type::kInt, Target::kLoad, "0", "closed loop: pause between requests", 0},
-      {"rate", Type::kDouble, Target::kLoad, "0", "open loop: requests/s (0 = closed loop)", 0},
-      {"payload", Type::kString, Target::kLoad, "", "fixed request bytes instead of random ones (e.g. \"20000\" for primes)"},
-      {"expect", Type::kString, Target::kLoad, "", "echo | any (empty: echo for the echo handler)"},
-      {"timeout_s", Type::kDouble, Target::kRunner, "60", "a run taking longer is killed and retried on --resume", 0.001},
-      {"server_cpus", Type::kString, Target::kRunner, "", "CPUs the server is pinned to (\"0\", \"0-1\"; empty: any)"},
-      {"client_cpus", Type::kString, Target::kRunner, "", "CPUs the client is pinned to"},
-  };
-  return specs;
-}
-
-const SettingSpec* FindSetting(std::string_view name) {
-  for (const auto& spec : SettingSpecs())
-    if (spec.name == name) return &spec;
-  return nullptr;
-}
-
-const std::vector<std::string>& EngineNames() {
-  static const std::vector<std::string> names = {"native", "toy", "cpython"};
-  return names;
-}
-
 std::string NearestName(std::string_view name, const std::vector<std::string>& candidates) {
   std::string best;
   int best_distance = std::max<int>(2, static_cast<int>(name.size()) / 3) + 1;
@@ -462,30 +341,6 @@ std::string NearestName(std::string_view name, const std::vector<std::string>& c
     if (d < best_distance) best_distance = d, best = c;
   }
   return best;
-}
-
-std::vector<int> ParseCpuList(std::string_view text) {
-  std::vector<int> cpus;
-  auto bad = [&] { throw UsageError(fmt::format("bad CPU list '{}' (expected e.g. \"0\", \"0-1\" or \"0,2\")", text)); };
-  size_t i = 0;
-  auto number = [&]() {
-    if (i >= text.size() || !isdigit(static_cast<unsigned char>(text[i]))) bad();
-    int n = 0;
-    while (i < text.size() && isdigit(static_cast<unsigned char>(text[i]))) {
-      n = n * 10 + (text[i++] - '0');
-      if (n > 4095) bad();
-    }
-    return n;
-  };
-  while (i < text.size()) {
-    int first = number(), last = first;
-    if (i < text.size() && text[i] == '-') ++i, last = number();
-    if (last < first) bad();
-    for (int c = first; c <= last; ++c) cpus.push_back(c);
-    if (i < text.size() && text[i++] != ',') bad();
-    if (i == text.size() && text.back() == ',') bad();
-  }
-  return cpus;
 }
 
 int64_t SettingInt(const Settings& settings, const std::string& name) {

@@ -7,7 +7,7 @@
 //   repetitions = 3                      # runs per point
 //   warmup = 50                          # requests per run the client discards
 //   warmup_runs = 1                      # whole runs of the first point, discarded
-//   [settings]                           # any serve/load/runner setting (SettingSpecs())
+//   [settings]                           # any setting of servers/settings.h
 //   server = "blocking"
 //   think_us = 100
 //   [sweep]                              # axes; their cartesian product is run
@@ -37,29 +37,19 @@
 #include <string_view>
 #include <vector>
 
+#include "servers/settings.h"
+
 namespace gillab::experiments {
 
-enum class SettingType { kInt, kDouble, kBool, kString, kPriorities };
-// Who consumes a setting: `gillab serve`, `gillab load`, or the runner itself.
-enum class SettingTarget { kServe, kLoad, kRunner };
-
-struct SettingSpec {
-  std::string_view name;
-  SettingType type;
-  SettingTarget target;
-  std::string_view default_value;  // canonical text
-  std::string_view help;
-  double min_value = 0;  // numeric settings: the smallest valid value
-};
-
-// Every setting an experiment may name, in the order runs.csv lists them.
-const std::vector<SettingSpec>& SettingSpecs();
-const SettingSpec* FindSetting(std::string_view name);
-
-// The engines `gillab serve --engine` accepts.
-const std::vector<std::string>& EngineNames();
-
-using Settings = std::map<std::string, std::string>;  // name -> canonical text
+// The settings schema (types, rules, defaults, flags) is servers/settings.h,
+// shared with `gillab serve`/`load`; these names keep the experiment code's spelling.
+using servers::FindSetting;
+using servers::ParseCpuList;
+using servers::Settings;  // name -> canonical text
+using servers::SettingSpec;
+using servers::SettingSpecs;
+using servers::SettingTarget;
+using servers::SettingType;
 
 struct Variant {
   std::string label;
@@ -109,9 +99,6 @@ Experiment ParseExperiment(std::string_view text, const std::string& path,
 int64_t SettingInt(const Settings& settings, const std::string& name);
 double SettingDouble(const Settings& settings, const std::string& name);
 bool SettingBool(const Settings& settings, const std::string& name);
-
-// "0-1,3" -> {0, 1, 3}; "" -> {}. Throws UsageError.
-std::vector<int> ParseCpuList(std::string_view text);
 
 // The closest name within a small edit distance, or "" (for "did you mean").
 std::string NearestName(std::string_view name, const std::vector<std::string>& candidates);

@@ -13,28 +13,13 @@
 #include "experiments/sysinfo.h"
 #include "gil/gil.h"
 #include "interp/vm.h"
-#include "servers/server.h"
+#include "servers/engine_kinds.h"
+#include "servers/server_kinds.h"
 
 namespace gillab::experiments {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string_view EngineSummary(std::string_view engine) {
-  if (engine == "native") return "handler in C++, no lock: the \"C + 0mq\" control";
-  if (engine == "toy") return "handler and CPU threads on the toy VM under the chosen lock policy";
-  if (engine == "cpython") return "handler and CPU threads in embedded CPython 3.11 under its real GIL";
-  return "";
-}
-
-std::string_view ServerSummary(std::string_view server) {
-  if (server == "zmq") return "ZeroMQ REQ/REP (or ROUTER) over tcp://";
-  if (server == "multiprocessing") return "separate processes over Boost.Interprocess message queues (ipc://NAME)";
-  if (server == "blocking") return "one thread, blocking sockets, one connection at a time";
-  if (server == "nonblocking") return "one I/O thread, epoll, non-blocking sockets, many connections";
-  if (server == "threaded") return "one thread per connection, all sharing the engine's lock";
-  return "";
-}
 
 std::vector<fs::path> Sorted(const fs::path& dir, const std::string& extension) {
   std::vector<fs::path> files;
@@ -60,9 +45,10 @@ void AddListCommand(CLI::App& app) {
     fmt::print("policies (--policy):\n");
     for (const auto& name : gil::PolicyNames()) fmt::print("  {:<16} {}\n", name, gil::PolicySummary(name));
     fmt::print("servers (--server):\n");
-    for (const auto& name : servers::ServerKinds()) fmt::print("  {:<16} {}\n", name, ServerSummary(name));
+    for (const auto& kind : servers::ServerKindTable())
+      fmt::print("  {:<16} {} ({} transport)\n", kind.name, kind.summary, servers::TransportName(kind.transport));
     fmt::print("engines (--engine):\n");
-    for (const auto& name : EngineNames()) fmt::print("  {:<16} {}\n", name, EngineSummary(name));
+    for (const auto& engine : servers::EngineKindTable()) fmt::print("  {:<16} {}\n", engine.name, engine.summary);
     fmt::print("programs (--handler, gillab vm) in {}:\n", interp::ProgramsDir());
     for (const auto& file : Sorted(interp::ProgramsDir(), ".gasm")) fmt::print("  {}\n", file.stem().string());
     fs::path experiments = fs::path(SourceDir()) / "experiments";

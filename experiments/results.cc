@@ -14,6 +14,8 @@
 
 #include <fmt/core.h>
 
+#include "servers/engine_stats.h"
+
 namespace gillab::experiments {
 namespace {
 
@@ -111,6 +113,18 @@ void AddRoleColumns(const json& serve, Row& row) {
     row[role + "_os_priority_applied"] = applied;
     row[role + "_os_priority_refused"] = refused;
     row[role + "_os_priority_readback"] = readback;
+    for (const auto& figure : servers::ModelFigureSpecs()) {
+      bool any = false;
+      double value = 0;
+      for (const json* t : mine) {
+        const json* v = Find(*t, {"model", std::string(figure.name).c_str()});
+        if (!v || !v->is_number()) continue;
+        const double x = v->get<double>();
+        value = !any ? x : figure.summed ? value + x : std::max(value, x);
+        any = true;
+      }
+      row[fmt::format("{}_{}", role, figure.name)] = any ? fmt::format("{:.6g}", value) : "";
+    }
   }
 }
 
@@ -138,6 +152,10 @@ const std::vector<std::string>& RunColumns() {
                               "os_priority_refused", "os_priority_readback"})
         c.push_back(role + "_" + key);
     }
+    // A model's own figures (servers/engine_stats.h), last: a runs.csv written
+    // before one existed reads it as empty.
+    for (const auto& role : RowRoles())
+      for (const auto& figure : servers::ModelFigureSpecs()) c.push_back(fmt::format("{}_{}", role, figure.name));
     return c;
   }();
   return columns;
@@ -242,8 +260,7 @@ RunsCsv RunsCsv::Open(const std::string& path) {
     return csv;
   }
   auto rows = ParseCsv(text);
-  if (rows.empty() || rows[0] != RunColumns())
-    throw std::runtime_error(fmt::format("{} has different columns than this version of gillab writes", path));
+  if (!rows.empty() && rows[0] != RunColumns()) rows = MigrateColumns(path, rows);
   for (size_t i = 1; i < rows.size(); ++i) {
     if (rows[i].size() != RunColumns().size()) continue;
     try {
@@ -272,6 +289,31 @@ void RunsCsv::Append(const Row& row) {
   finished_.insert({std::stoi(row.at("point")), std::stoi(row.at("repetition"))});
 }
 
+std::vector<std::vector<std::string>> MigrateColumns(const std::string& path,
+                                                     const std::vector<std::vector<std::string>>& rows) {
+  const std::vector<std::string>& old_header = rows[0];
+  const std::vector<std::string>& columns = RunColumns();
+  for (const auto& c : old_header)
+    if (std::find(columns.begin(), columns.end(), c) == columns.end())
+      throw std::runtime_error(
+          fmt::format("{} has a column '{}' that this version of gillab does not write; resume it with the gillab "
+                      "that started it", path, c));
+  std::vector<std::vector<std::string>> out = {columns};
+  std::string text = CsvLine(columns);
+  for (size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i].size() != old_header.size()) continue;  // not a row of that header
+    std::vector<std::string> cells(columns.size());
+    for (size_t c = 0; c < old_header.size(); ++c) {
+      size_t at = std::find(columns.begin(), columns.end(), old_header[c]) - columns.begin();
+      cells[at] = rows[i][c];
+    }
+    text += CsvLine(cells);
+    out.push_back(std::move(cells));
+  }
+  WriteFileAtomic(path, text);
+  return out;
+}
+
 std::vector<Row> ReadRunsCsv(const std::string& path) {
   auto rows = ParseCsv(ReadFile(path));
   if (rows.empty()) throw std::runtime_error(fmt::format("{} is empty", path));
@@ -280,6 +322,7 @@ std::vector<Row> ReadRunsCsv(const std::string& path) {
   for (size_t i = 1; i < rows.size(); ++i) {
     if (rows[i].size() != header.size()) continue;
     Row row;
+    for (const auto& c : RunColumns()) row[c] = "";  // a column newer than the file: NA
     for (size_t c = 0; c < header.size(); ++c) row[header[c]] = rows[i][c];
     out.push_back(std::move(row));
   }

@@ -1,11 +1,15 @@
 // results.h — a results directory: runs.csv (one tidy row per run) and meta.json.
 //
 // runs.csv has a fixed header (RunColumns(): point, repetition, variant, every
-// setting, then measurements with units in their names). Each finished run is
+// setting, then measurements with units in their names, then each role's model
+// figures, servers/engine_stats.h). Each finished run is
 // appended as one line with a single write() and fsync'd, so Ctrl-C or kill -9
 // loses no finished run. Opening an existing file drops a trailing partial line
 // (a run killed mid-write) and remembers which (point, repetition) pairs are
-// done, so --resume runs only the rest and never writes a pair twice.
+// done, so --resume runs only the rest and never writes a pair twice. A file
+// written by an older gillab, whose header lacks columns added since (a new
+// setting, a model figure), is rewritten once with the current header, its
+// rows empty (NA) in the new columns; ReadRunsCsv reads such a file the same way.
 // A measurement the engine cannot provide is an empty cell (NA), never 0.
 //
 //   RunsCsv csv = RunsCsv::Open(dir + "/runs.csv");
@@ -47,6 +51,12 @@ std::string CsvEscape(const std::string& cell);
 std::string CsvLine(const std::vector<std::string>& cells);  // with the trailing '\n'
 // Parses CSV text; a last line without '\n' is dropped (a partial write).
 std::vector<std::vector<std::string>> ParseCsv(const std::string& text);
+
+// Re-lays rows written under an older header (rows[0]) under RunColumns(),
+// new columns empty, and rewrites `path` atomically. Throws std::runtime_error
+// when the old header has a column RunColumns() lacks.
+std::vector<std::vector<std::string>> MigrateColumns(const std::string& path,
+                                                     const std::vector<std::vector<std::string>>& rows);
 
 class RunsCsv {
  public:

@@ -1,10 +1,14 @@
 // results_test.cc — runs.csv: rows from the JSON contract, atomic appends, resume bookkeeping.
 #include "experiments/results.h"
 
+#include "experiments/summary.h"
+#include "servers/engine_stats.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <string>
 
@@ -162,6 +166,61 @@ TEST(RunsCsv, RefusesAFileWithOtherColumns) {
     out << "point,repetition,something_else\n0,0,1\n";
   }
   EXPECT_THROW(RunsCsv::Open(dir / "runs.csv"), std::runtime_error);
+}
+
+// A results directory written before the model-figure columns existed (the
+// header of that version: every column but those) resumes: its rows are kept,
+// read as empty in the new columns, and new rows carry the figures.
+TEST(RunsCsv, ResumesAFileWithAnOlderHeaderAndReadsNewColumnsAsEmpty) {
+  TempDir dir;
+  std::vector<std::string> old_header;
+  std::set<std::string> model_columns;
+  for (const auto& role : RowRoles())
+    for (const auto& figure : servers::ModelFigureSpecs()) model_columns.insert(role + "_" + std::string(figure.name));
+  for (const auto& c : RunColumns())
+    if (!model_columns.count(c)) old_header.push_back(c);
+  ASSERT_LT(old_header.size(), RunColumns().size());
+  {
+    Row old = MakeRow(TestPoint(0), 0, {{"req_per_s", 10}}, json(), {});
+    std::vector<std::string> cells;
+    for (const auto& c : old_header) cells.push_back(old.count(c) ? old.at(c) : "");
+    std::ofstream out(dir / "runs.csv");
+    out << CsvLine(old_header) << CsvLine(cells);
+  }
+  RunsCsv csv = RunsCsv::Open(dir / "runs.csv");
+  EXPECT_TRUE(csv.Finished(0, 0));
+  EXPECT_FALSE(csv.Finished(1, 0));
+  json serve = {{"threads",
+                 {{{"role", "cpu"}, {"name", "cpu-0"}, {"model", {{"stm_commits", 7}, {"stm_aborts", 2}}}},
+                  {{"role", "cpu"}, {"name", "cpu-1"}, {"model", {{"stm_commits", 5}, {"ready_queue_p99_ns", 30}}}}}}};
+  csv.Append(MakeRow(TestPoint(1), 0, {{"req_per_s", 20}}, serve, {}));
+  EXPECT_EQ(ParseCsv(ReadFile(dir / "runs.csv"))[0], RunColumns()) << "the header was not brought up to date";
+  auto rows = ReadRunsCsv(dir / "runs.csv");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at("req_per_s"), "10");
+  EXPECT_EQ(rows[0].at("cpu_stm_commits"), "");  // NA, not 0
+  EXPECT_EQ(rows[1].at("cpu_stm_commits"), "12");  // summed over the role's threads
+  EXPECT_EQ(rows[1].at("cpu_stm_aborts"), "2");
+  EXPECT_EQ(rows[1].at("cpu_ready_queue_p99_ns"), "30");
+  EXPECT_EQ(rows[1].at("io_stm_commits"), "");
+  // The summary reads a mix of old and new rows (NA in the new columns).
+  std::string summary;
+  EXPECT_NO_THROW(summary = RenderSummary(rows, json::object(), "old", "resumed"));
+  EXPECT_NE(summary.find("req/s"), std::string::npos) << summary;
+}
+
+// `gillab report` on a directory nobody resumed: ReadRunsCsv alone fills the new columns with NA.
+TEST(ReadRunsCsv, AnOlderHeaderReadsNewColumnsAsEmpty) {
+  TempDir dir;
+  {
+    std::ofstream out(dir / "runs.csv");
+    out << "point,repetition,variant,req_per_s\n0,0,,10\n";
+  }
+  auto rows = ReadRunsCsv(dir / "runs.csv");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("req_per_s"), "10");
+  EXPECT_EQ(rows[0].at("io_stm_aborts"), "");
+  EXPECT_EQ(rows[0].at("cpu_threads"), "");
 }
 
 TEST(WriteFileAtomic, ReplacesTheWholeFile) {

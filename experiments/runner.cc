@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -22,6 +23,8 @@
 #include "experiments/sysinfo.h"
 #include "gil/error.h"
 #include "servers/mq_protocol.h"
+#include "servers/server_kinds.h"
+#include "servers/settings.h"
 
 namespace gillab::experiments {
 namespace {
@@ -108,9 +111,8 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   o.timing.started_utc = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
   int64_t start_ns = gil::KernelNowNs();
   const Settings& s = point.settings;
-  std::string endpoint = s.at("server") == "multiprocessing"
-                             ? "ipc://" + RunIpcName(getpid(), run_number)
-                             : "tcp://127.0.0.1:0";
+  std::string endpoint = servers::DefaultEndpoint(servers::RequireServerKind(s.at("server")),
+                                                  RunIpcName(getpid(), run_number));
   std::error_code ec;
   fs::remove(load_json_path, ec);
 
@@ -257,38 +259,23 @@ std::string DefaultResultsDir(const Experiment& e) {
   return (base / "runs" / fmt::format("{}_{}_{}", UtcStamp("%Y%m%dT%H%M%SZ"), name, GitShortSha())).string();
 }
 
+// Both command lines come from the settings table (servers/settings.h): each
+// row names its flag and when it is passed.
 std::vector<std::string> ServeArgs(const Point& p, const std::string& bin, const std::string& endpoint,
                                    const std::string& trace_path) {
-  const Settings& s = p.settings;
-  std::vector<std::string> args = {bin, "serve", "--server", s.at("server"), "--engine", s.at("engine")};
-  // The native engine has no lock: its lock settings do not apply and are not passed.
-  if (s.at("engine") != "native") {
-    args.insert(args.end(), {"--policy", s.at("policy"), "--switch-interval-us", s.at("switch_interval_us")});
-    if (s.at("engine") == "toy") args.insert(args.end(), {"--check-interval", s.at("check_interval")});
-    if (!s.at("lock_priority").empty()) args.insert(args.end(), {"--lock-priority", s.at("lock_priority")});
-  }
-  args.insert(args.end(), {"--cpu-threads", s.at("cpu_threads"), "--handler", s.at("handler"), "--work-units",
-                           s.at("work_units"), "--endpoint", endpoint, "--max-message-bytes", s.at("max_message_bytes")});
-  if (!s.at("os_priority").empty()) args.insert(args.end(), {"--os-priority", s.at("os_priority")});
-  // Only the toy engine's lock can be traced (serve refuses --trace for native and cpython).
-  if (s.at("trace") == "true" && s.at("engine") == "toy" && !trace_path.empty()) {
-    args.insert(args.end(), {"--trace", trace_path});
-  }
+  std::vector<std::string> args = {bin, "serve"};
+  for (std::string& flag : servers::SettingFlags(SettingTarget::kServe, p.settings, trace_path))
+    args.push_back(std::move(flag));
+  args.insert(args.end(), {"--endpoint", endpoint});
   return args;
 }
 
 std::vector<std::string> LoadArgs(const Point& p, const std::string& bin, const std::string& endpoint,
                                   const std::string& json_path, int64_t warmup_requests) {
-  const Settings& s = p.settings;
-  std::string expect = s.at("expect");
-  if (expect.empty()) expect = s.at("handler") == "echo" ? "echo" : "any";
-  std::vector<std::string> args = {bin, "load", "--endpoint", endpoint, "--server", s.at("server"),
-                                   "--requests", s.at("requests"), "--connections", s.at("connections"), "--expect", expect, "--json", json_path};
-  if (SettingDouble(s, "rate") > 0) args.insert(args.end(), {"--rate", s.at("rate")});
-  else args.insert(args.end(), {"--think-us", s.at("think_us")});
+  std::vector<std::string> args = {bin, "load", "--endpoint", endpoint};
+  for (std::string& flag : servers::SettingFlags(SettingTarget::kLoad, p.settings)) args.push_back(std::move(flag));
+  args.insert(args.end(), {"--json", json_path});
   if (warmup_requests > 0) args.insert(args.end(), {"--warmup", std::to_string(warmup_requests)});
-  if (s.at("payload").empty()) args.insert(args.end(), {"--message-bytes", s.at("message_bytes")});
-  else args.insert(args.end(), {"--payload", s.at("payload")});
   return args;
 }
 
@@ -331,7 +318,8 @@ std::string DryRunText(const Experiment& e, const std::string& bin) {
     out += fmt::format("  {:>3}  {}  (~{:.1f} s/run)\n", p.id, p.Describe(), run_s);
   }
   if (!points.empty()) total_s += EstimateRunSeconds(points[0], e.warmup) * e.warmup_runs;
-  std::string endpoint = points.empty() ? "" : points[0].settings.at("server") == "multiprocessing" ? "ipc://NAME" : "tcp://127.0.0.1:0";
+  std::string endpoint =
+      points.empty() ? "" : servers::DefaultEndpoint(servers::RequireServerKind(points[0].settings.at("server")), "NAME");
   if (!points.empty()) {
     out += fmt::format("first run:\n  {}\n", fmt::join(ServeArgs(points[0], bin, endpoint, "TRACE.json"), " "));
     out += fmt::format("  {}\n", fmt::join(LoadArgs(points[0], bin, "ENDPOINT", "LOAD.json", e.warmup), " "));
@@ -467,22 +455,28 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
   meta["runs_finished"] = done;
   WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n");
 
-  if (done > 0) {
-    std::string summary = WriteReport(dir, options.plots && !interrupted);
-    if (options.print_summary) fmt::print("{}", summary);
-  }
+  std::string summary;
+  if (done > 0) summary = WriteReport(dir, options.plots && !interrupted);
+  // Every stderr line first, then the summary table on stdout in one piece:
+  // a reader of both streams (a terminal, `2>&1 | less`) sees the table whole
+  // and last, not cut by "results in" where the stdout buffer happened to flush.
   fmt::print(stderr, "gillab run: results in {}\n", dir);
+  int status = 0;
   if (interrupted) {
     fmt::print(stderr, "gillab run: interrupted ({}); {} of {} runs finished. Complete it with:\n  gillab run --resume {}\n",
                strsignal(InterruptSignal()), done, total, dir);
-    return 130;
-  }
-  if (fatal || failures > 0) {
+    status = 130;
+  } else if (fatal || failures > 0) {
     fmt::print(stderr, "gillab run: {} of {} runs finished; failures in {}/failures.log. Retry them with:\n"
                        "  gillab run --resume {}\n", done, total, dir, dir);
-    return 1;
+    status = 1;
   }
-  return 0;
+  std::fflush(stderr);
+  if (options.print_summary && !summary.empty()) {
+    fmt::print("{}", summary);
+    std::fflush(stdout);
+  }
+  return status;
 }
 
 }  // namespace gillab::experiments

@@ -11,6 +11,7 @@
 #include "gil/error.h"
 #include "servers/frame.h"
 #include "servers/mq_protocol.h"
+#include "servers/server_kinds.h"
 #include "servers/socket.h"
 
 namespace gillab::servers {
@@ -113,10 +114,7 @@ class MqConnection final : public ClientConnection {
 }  // namespace
 
 std::string TransportOfServerKind(std::string_view kind) {
-  if (kind == "blocking" || kind == "nonblocking" || kind == "threaded") return "stream";
-  if (kind == "zmq" || kind == "multiprocessing") return std::string(kind);
-  throw UsageError(fmt::format(
-      "unknown server kind '{}' (expected zmq, multiprocessing, blocking, nonblocking or threaded)", kind));
+  return std::string(RequireServerKind(kind).client_connection);
 }
 
 std::string DefaultTransport(std::string_view endpoint) {

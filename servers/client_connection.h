@@ -27,8 +27,8 @@ class ClientConnection {
   virtual void Exchange(std::string_view request, std::string& reply) = 0;
 };
 
-// Transport of a server kind: blocking|nonblocking|threaded -> "stream",
-// zmq -> "zmq", multiprocessing -> "multiprocessing". Throws UsageError.
+// The connection type of a server kind: its row's client_connection in
+// ServerKindTable() (server_kinds.h). Throws UsageError for an unknown kind.
 std::string TransportOfServerKind(std::string_view kind);
 // The transport for an endpoint when no server kind is given:
 // tcp:// -> "stream", ipc:// -> "multiprocessing". Throws UsageError.

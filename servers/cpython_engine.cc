@@ -282,10 +282,7 @@ CpythonEngine::~CpythonEngine() {
 
 std::unique_ptr<IoThread> CpythonEngine::AttachIo(std::string thread_name) {
   auto entry = std::make_shared<IoEntry>();
-  entry->record.role = gil::Role::kIo;
-  entry->record.name = std::move(thread_name);
-  entry->record.tid = gil::CurrentTid();
-  entry->record.os_priority = ApplyRequestedOsPriority(options_.os_priority, gil::Role::kIo);
+  entry->record = StartThreadRecord(gil::Role::kIo, std::move(thread_name), options_.os_priority);
   {
     std::lock_guard lock(mu_);
     io_threads_.push_back(entry);
@@ -304,11 +301,7 @@ void CpythonEngine::StartCpuThreads() {
     cpu_records_.clear();
   }
   cpu_.Start(options_.cpu_threads, [this](int index, CpuThreadGroup&) {
-    ThreadRecord record;
-    record.role = gil::Role::kCpu;
-    record.name = fmt::format("cpu-{}", index);
-    record.tid = gil::CurrentTid();
-    record.os_priority = ApplyRequestedOsPriority(options_.os_priority, gil::Role::kCpu);
+    ThreadRecord record = StartThreadRecord(gil::Role::kCpu, fmt::format("cpu-{}", index), options_.os_priority);
     const int64_t start_ns = gil::NowNs();
     uint64_t iterations = 0;
     {

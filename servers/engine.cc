@@ -1,14 +1,33 @@
-// engine.cc — MakeEngine: the engine named by options.engine.
+// engine.cc — MakeEngine: the factory of each engine. The engines' data
+// (summary, traits) is EngineKindTable() (engine_kinds.cc); this table adds
+// the code, one row per engine.
 #include "servers/engine.h"
 
 #include <fmt/format.h>
 
 #include "gil/error.h"
 #include "servers/cpython_engine.h"
+#include "servers/engine_kinds.h"
 #include "servers/native_engine.h"
 #include "servers/toy_engine.h"
 
 namespace gillab::servers {
+namespace {
+
+template <typename E>
+std::unique_ptr<Engine> Make(const EngineOptions& options) {
+  return std::make_unique<E>(options);
+}
+
+struct EngineFactory {
+  std::string_view engine;
+  std::unique_ptr<Engine> (*make)(const EngineOptions&);
+};
+
+constexpr EngineFactory kFactories[] = {
+    {"native", Make<NativeEngine>}, {"toy", Make<ToyEngine>}, {"cpython", Make<CpythonEngine>}};
+
+}  // namespace
 
 std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
   if (options.cpu_threads < 0) {
@@ -17,16 +36,17 @@ std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
   if (options.work_units < 0) {
     throw UsageError(fmt::format("--work-units must be >= 0, got {}", options.work_units));
   }
-  if (options.trace && options.engine == "native") {
-    throw UsageError("--trace: the native engine takes no lock, so there is no lock timeline to record");
-  }
-  if (options.trace && options.engine == "cpython") {
-    throw UsageError("--trace: the cpython engine runs under CPython's own GIL, which gillab cannot trace; use --engine toy");
-  }
-  if (options.engine == "native") return std::make_unique<NativeEngine>(options);
-  if (options.engine == "toy") return std::make_unique<ToyEngine>(options);
-  if (options.engine == "cpython") return std::make_unique<CpythonEngine>(options);
-  throw UsageError(fmt::format("unknown engine '{}' (expected native, toy or cpython)", options.engine));
+  const EngineKind& kind = RequireEngineKind(options.engine);
+  if (options.trace && !kind.traceable) throw UsageError(fmt::format("--trace: {}", kind.no_trace_reason));
+  for (const EngineFactory& factory : kFactories)
+    if (factory.engine == kind.name) return factory.make(options);
+  throw std::logic_error(fmt::format("engine '{}' has no factory in engine.cc", kind.name));
+}
+
+bool HasEngineFactory(std::string_view engine) {
+  for (const EngineFactory& factory : kFactories)
+    if (factory.engine == engine) return true;
+  return false;
 }
 
 void Engine::WriteTrace(const std::string&, const nlohmann::json&) const {

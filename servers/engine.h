@@ -30,7 +30,7 @@
 namespace gillab::servers {
 
 struct EngineOptions {
-  std::string engine = "toy";          // native | toy | cpython
+  std::string engine = "toy";          // a row of EngineKindTable(): native | toy | cpython
   std::string policy = "newgil";       // gil policy (toy); cpython accepts only newgil
   gil::GilOptions gil;                 // switch interval, check interval, forced switching
   int cpu_threads = 0;
@@ -91,6 +91,10 @@ class Engine {
   virtual void WriteTrace(const std::string& path, const nlohmann::json& run) const;
 };
 
+// The engine named by options.engine (a row of EngineKindTable(),
+// engine_kinds.h); throws UsageError for bad options.
 std::unique_ptr<Engine> MakeEngine(const EngineOptions& options);
+// Whether engine.cc has a factory for this engine (a test checks every table row has one).
+bool HasEngineFactory(std::string_view engine);
 
 }  // namespace gillab::servers

@@ -21,6 +21,28 @@ void PutOrNull(nlohmann::json& j, const char* key, const std::optional<T>& value
 
 }  // namespace
 
+ThreadRecord StartThreadRecord(gil::Role role, std::string name,
+                               const std::map<gil::Role, gil::OsPriority>& requested_os_priority) {
+  ThreadRecord r;
+  r.role = role;
+  r.name = std::move(name);
+  r.tid = gil::CurrentTid();
+  r.os_priority = ApplyRequestedOsPriority(requested_os_priority, role);
+  return r;
+}
+
+const std::vector<ModelFigureSpec>& ModelFigureSpecs() {
+  // The figures design part two's models report (§10 STM, §9 coroutines).
+  static const std::vector<ModelFigureSpec> specs = {
+      {"stm_commits", true, "transactions committed"},
+      {"stm_aborts", true, "transactions aborted and retried"},
+      {"stm_paused_ns", true, "time threads spent paused for a serial (irrevocable) transaction"},
+      {"green_switches", true, "coroutine switches by the scheduler"},
+      {"ready_queue_p99_ns", false, "99th percentile of the time a ready coroutine waited to run"},
+  };
+  return specs;
+}
+
 LockFigures FiguresOf(const gil::ThreadState& state) {
   const gil::ThreadStats& s = state.stats();
   LockFigures f;
@@ -95,6 +117,7 @@ nlohmann::json ThreadJson(const ThreadRecord& r) {
   PutIf(j, "blocking_sections", r.blocking_sections);
   PutIf(j, "iterations", r.iterations);
   PutIf(j, "elapsed_ns", r.elapsed_ns);
+  if (!r.model.empty()) j["model"] = r.model;
   return j;
 }
 
@@ -125,6 +148,7 @@ nlohmann::json StatsJson(const EngineHeader& header, const std::vector<ThreadRec
   for (const ThreadRecord& r : threads) list.push_back(ThreadJson(r));
   j["threads"] = std::move(list);
   j["lock"] = lock.is_null() ? nlohmann::json::object() : std::move(lock);
+  if (!header.model.empty()) j["model"] = header.model;
   return j;
 }
 

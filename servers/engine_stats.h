@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -60,13 +61,35 @@ struct ThreadRecord {
   std::optional<uint64_t> blocking_sections;  // I/O threads
   std::optional<uint64_t> iterations;         // CPU threads
   std::optional<int64_t> elapsed_ns;          // CPU threads: how long they ran
+  // A model's own figures, not lock-shaped (e.g. STM commits and aborts, a
+  // coroutine scheduler's switches), by name; reported under "model". Names
+  // that ModelFigureSpecs() lists also get runs.csv columns.
+  std::map<std::string, double> model{};
 };
+
+// The one builder of a thread's record, called on the thread itself: role,
+// name, its tid, and the OS priority requested for its role applied to it
+// (options.os_priority). Each engine adds its lock and work figures.
+ThreadRecord StartThreadRecord(gil::Role role, std::string name,
+                               const std::map<gil::Role, gil::OsPriority>& requested_os_priority);
+
+// A model figure that runs.csv carries as a column per role ("io_stm_aborts"):
+// one row per figure, summed over the role's threads or the worst thread's.
+// A figure no engine of a run reports is an empty cell (NA); a runs.csv
+// written before a figure existed reads it as empty too.
+struct ModelFigureSpec {
+  std::string_view name;  // key in a thread's "model" object, with its unit
+  bool summed;            // true: sum over the role's threads; false: the largest
+  std::string_view help;
+};
+const std::vector<ModelFigureSpec>& ModelFigureSpecs();
 
 struct EngineHeader {
   std::string engine;
   std::string policy;            // "none" for native
   int64_t switch_interval_us = 0;
   int cpu_threads = 0;
+  std::map<std::string, double> model{};  // engine-wide model figures, reported under "model"
 };
 
 nlohmann::json OsPriorityJson(const gil::OsPriorityResult& result);

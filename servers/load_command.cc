@@ -2,7 +2,8 @@
 // a readable summary on stdout, optionally one JSON object in a file.
 //
 // Exit status: 0 when every request got its correct reply, 1 when any error
-// was counted (the summary is printed first), 2 for bad usage.
+// was counted (the summary is printed first), 2 for bad usage. Flags that set
+// an experiment setting are checked by its one rule (servers/settings.h).
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include "gil/error.h"
 #include "servers/commands.h"
 #include "servers/load_client.h"
+#include "servers/settings.h"
 
 namespace gillab::servers {
 
@@ -20,24 +22,31 @@ void AddLoadCommand(CLI::App& app) {
   auto expect = std::make_shared<std::string>("echo");
   CLI::App* load = app.add_subcommand("load", "drive a server with requests and report latency");
   load->add_option("--endpoint", options->endpoint, "tcp://HOST:PORT or ipc://NAME")->required();
-  load->add_option("--requests", options->requests, "measured requests over all connections")->required();
-  auto* bytes = load->add_option("--message-bytes", options->message_bytes, "random payload size S");
+  load->add_option("--requests", options->requests, "measured requests over all connections")
+      ->required()
+      ->check(SettingValidator("requests"));
+  auto* bytes = load->add_option("--message-bytes", options->message_bytes, "random payload size S")
+                    ->check(SettingValidator("message_bytes"));
   auto* payload = load->add_option("--payload", options->payload,
                                    "send these bytes as every request instead of random ones (e.g. 20000 for "
                                    "--handler primes)");
   bytes->excludes(payload);
-  load->add_option("--connections", options->connections, "connections, one thread each")->capture_default_str();
-  auto* think = load->add_option("--think-us", options->think_us, "closed loop: sleep after each reply");
-  auto* rate = load->add_option("--rate", options->rate, "open loop: requests/s over all connections");
+  load->add_option("--connections", options->connections, "connections, one thread each")
+      ->check(SettingValidator("connections"))
+      ->capture_default_str();
+  auto* think = load->add_option("--think-us", options->think_us, "closed loop: sleep after each reply")
+                    ->check(SettingValidator("think_us"));
+  auto* rate = load->add_option("--rate", options->rate, "open loop: requests/s over all connections")
+                   ->check(SettingValidator("rate"));
   think->excludes(rate);
   load->add_option("--json", *json_path, "write the result as one JSON object to FILE");
   load->add_option("--server", options->server,
                    "server kind, which tells the transport (default: tcp:// stream, ipc:// multiprocessing)")
-      ->check(CLI::IsMember({"zmq", "multiprocessing", "blocking", "nonblocking", "threaded"}));
+      ->check(SettingValidator("server"));
   load->add_option("--warmup", options->warmup, "unmeasured requests first, over all connections")
       ->capture_default_str();
   load->add_option("--expect", *expect, "echo: reply must equal the request; any: accept any reply")
-      ->check(CLI::IsMember({"echo", "any"}))
+      ->check(SettingValidator("expect"))
       ->capture_default_str();
   load->add_option("--reply-timeout-ms", options->reply_timeout_ms, "a reply later than this is an error")
       ->capture_default_str();
@@ -47,7 +56,7 @@ void AddLoadCommand(CLI::App& app) {
       throw CLI::RequiredError("--message-bytes or --payload");
     }
     if (!options->payload.empty()) options->message_bytes = static_cast<int64_t>(options->payload.size());
-    options->expect_echo = *expect == "echo";
+    options->expect_echo = *expect != "any";  // "" (the experiment default) is echo here
     const LoadResult result = RunLoad(*options);
     fmt::print("{}", result.Summary());
     std::fflush(stdout);

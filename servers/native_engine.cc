@@ -85,15 +85,12 @@ NativeEngine::~NativeEngine() { StopCpuThreads(); }
 
 std::unique_ptr<IoThread> NativeEngine::AttachIo(std::string thread_name) {
   auto entry = std::make_shared<IoEntry>();
-  entry->record.role = gil::Role::kIo;
-  entry->record.name = std::move(thread_name);
-  entry->record.tid = gil::CurrentTid();
+  entry->record = StartThreadRecord(gil::Role::kIo, std::move(thread_name), options_.os_priority);
   if (auto it = options_.lock_priority.find(gil::Role::kIo); it != options_.lock_priority.end()) {
     entry->record.lock_priority = it->second;  // recorded; there is no lock to read it
   } else {
     entry->record.lock_priority = 0;
   }
-  entry->record.os_priority = ApplyRequestedOsPriority(options_.os_priority, gil::Role::kIo);
   entry->record.lock = NoLockFigures();
   {
     std::lock_guard lock(mu_);
@@ -113,12 +110,8 @@ void NativeEngine::StartCpuThreads() {
     lock_priority = it->second;
   }
   cpu_.Start(options_.cpu_threads, [this, lock_priority](int index, CpuThreadGroup& group) {
-    ThreadRecord record;
-    record.role = gil::Role::kCpu;
-    record.name = fmt::format("cpu-{}", index);
-    record.tid = gil::CurrentTid();
+    ThreadRecord record = StartThreadRecord(gil::Role::kCpu, fmt::format("cpu-{}", index), options_.os_priority);
     record.lock_priority = lock_priority;
-    record.os_priority = ApplyRequestedOsPriority(options_.os_priority, gil::Role::kCpu);
     record.lock = NoLockFigures();
     const std::atomic<bool>& stop = group.stop_flag();
     const int64_t start_ns = gil::NowNs();

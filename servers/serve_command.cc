@@ -9,7 +9,9 @@
 //   4. StopCpuThreads, then one JSON object on stdout: the engine's Stats()
 //      plus "server", "endpoint", "requests" (requests answered). With
 //      --trace FILE the lock timeline is written first, that object as its metadata.
-// Bad flags or values throw UsageError or CLI11's ParseError (exit 2).
+// Bad flags or values throw UsageError or CLI11's ParseError (exit 2); each
+// flag that sets an experiment setting is checked by that setting's one rule
+// (servers/settings.h), so serve and an experiment file refuse the same values.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -31,6 +33,7 @@
 #include "servers/commands.h"
 #include "servers/engine.h"
 #include "servers/server.h"
+#include "servers/settings.h"
 
 namespace gillab::servers {
 namespace {
@@ -83,11 +86,6 @@ class CountingEngine final : public Engine {
   Engine& inner_;
   std::atomic<uint64_t> requests_{0};
 };
-
-std::string DefaultEndpoint(const std::string& server) {
-  if (server == "multiprocessing") return fmt::format("ipc://gillab-{}", ::getpid());
-  return "tcp://127.0.0.1:0";
-}
 
 void CheckHandler(const std::string& handler) {
   if (handler == "echo" || handler == "primes") return;
@@ -150,7 +148,8 @@ void Serve(ServeFlags flags) {
     gil::CheckTracePathWritable(flags.trace_path);  // refuse before serving, not at exit
     flags.engine.trace = true;
   }
-  if (flags.endpoint.empty()) flags.endpoint = DefaultEndpoint(flags.server);
+  if (flags.endpoint.empty())
+    flags.endpoint = DefaultEndpoint(RequireServerKind(flags.server), fmt::format("gillab-{}", ::getpid()));
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
   std::unique_ptr<Engine> engine = MakeEngine(flags.engine);
@@ -192,36 +191,39 @@ void Serve(ServeFlags flags) {
 void AddServeCommand(CLI::App& app) {
   auto flags = std::make_shared<ServeFlags>();
   CLI::App* cmd = app.add_subcommand("serve", "Run one request/reply server until SIGINT/SIGTERM");
-  cmd->add_option("--server", flags->server, "Server kind")->required()->check(CLI::IsMember(ServerKinds()));
+  cmd->add_option("--server", flags->server, "Server kind")->required()->check(SettingValidator("server"));
   cmd->add_option("--engine", flags->engine.engine, "Engine running the handler")
       ->required()
-      ->check(CLI::IsMember({"native", "toy", "cpython"}));
+      ->check(SettingValidator("engine"));
   cmd->add_option("--policy", flags->engine.policy, "Lock policy (toy engine)")
-      ->check(CLI::IsMember(gil::PolicyNames()))
+      ->check(SettingValidator("policy"))
       ->capture_default_str();
   cmd->add_option("--switch-interval-us", flags->engine.gil.switch_interval_us,
                   "Waiter timeout before asking the holder to drop")
-      ->check(CLI::NonNegativeNumber)
+      ->check(SettingValidator("switch_interval_us"))
       ->capture_default_str();
   cmd->add_option("--check-interval", flags->engine.gil.check_interval,
                   "Instructions between forced releases (mutex policy)")
-      ->check(CLI::PositiveNumber)
+      ->check(SettingValidator("check_interval"))
       ->capture_default_str();
   cmd->add_option("--cpu-threads", flags->engine.cpu_threads, "CPU-bound threads competing for the lock")
-      ->check(CLI::Range(0, 1024))
+      ->check(SettingValidator("cpu_threads"))
       ->capture_default_str();
   cmd->add_option("--handler", flags->engine.handler, "echo, primes, or a program file")
+      ->check(SettingValidator("handler"))
       ->capture_default_str();
   cmd->add_option("--work-units", flags->engine.work_units, "Loop iterations per echo request")
-      ->check(CLI::NonNegativeNumber)
+      ->check(SettingValidator("work_units"))
       ->capture_default_str();
-  cmd->add_option("--lock-priority", flags->lock_priority, "Lock priority per role, e.g. io=1,cpu=0");
-  cmd->add_option("--os-priority", flags->os_priority, "OS priority per role, e.g. cpu=nice:10");
+  cmd->add_option("--lock-priority", flags->lock_priority, "Lock priority per role, e.g. io=1,cpu=0")
+      ->check(SettingValidator("lock_priority"));
+  cmd->add_option("--os-priority", flags->os_priority, "OS priority per role, e.g. cpu=nice:10")
+      ->check(SettingValidator("os_priority"));
   cmd->add_option("--endpoint", flags->endpoint,
                   "tcp://HOST:PORT (port 0: any free port) or ipc://NAME "
                   "(default tcp://127.0.0.1:0; multiprocessing: ipc://gillab-PID)");
   cmd->add_option("--max-message-bytes", flags->max_message_bytes, "Largest request accepted")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{0xffffffff}))
+      ->check(SettingValidator("max_message_bytes"))
       ->capture_default_str();
   cmd->add_option("--trace", flags->trace_path,
                   "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE at exit (toy engine)");

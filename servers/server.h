@@ -1,4 +1,5 @@
-// server.h — the five request/reply servers behind one interface (design §4).
+// server.h — the request/reply servers behind one interface (design §4); the
+// kinds are the rows of ServerKindTable() (server_kinds.h).
 //
 // A server differs from another only in transport and concurrency model; all
 // of them call one Engine per request and hold its lock except inside each
@@ -17,13 +18,14 @@
 #include <vector>
 
 #include "servers/engine.h"
+#include "servers/server_kinds.h"
 
 namespace gillab::servers {
 
 constexpr uint64_t kDefaultMaxMessageBytes = uint64_t{16} << 20;
 
 struct ServerOptions {
-  std::string kind = "blocking";  // zmq | multiprocessing | blocking | nonblocking | threaded
+  std::string kind = "blocking";  // a row of ServerKindTable() (server_kinds.h)
   std::string endpoint = "tcp://127.0.0.1:0";  // or ipc://NAME
   uint64_t max_message_bytes = kDefaultMaxMessageBytes;
 };
@@ -41,7 +43,10 @@ class Server {
   virtual void Stop() = 0;
 };
 
-const std::vector<std::string>& ServerKinds();
+// The server of kind options.kind (its row in server.cc's factory table);
+// throws UsageError for an unknown kind.
 std::unique_ptr<Server> MakeServer(const ServerOptions& options, Engine& engine);
+// Whether server.cc has a factory for this kind (a test checks every table row has one).
+bool HasServerFactory(std::string_view kind);
 
 }  // namespace gillab::servers

@@ -209,11 +209,4 @@ void StreamServer::BackOffAfterAcceptError(IoThread& io, int error) {
   ::poll(&stop, 1, 10);
 }
 
-std::unique_ptr<Server> MakeStreamServer(const ServerOptions& options, Engine& engine) {
-  if (options.kind == "blocking") return MakeBlockingServer(options, engine);
-  if (options.kind == "nonblocking") return MakeNonblockingServer(options, engine);
-  if (options.kind == "threaded") return MakeThreadedServer(options, engine);
-  throw UsageError(fmt::format("'{}' is not a stream server kind", options.kind));
-}
-
 }  // namespace gillab::servers

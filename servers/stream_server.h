@@ -20,7 +20,7 @@
 //   nonblocking one thread; epoll over non-blocking sockets, replies buffered until writable
 //   threaded    an accepting thread plus one thread per connection (io-0, io-1, …)
 //
-//   auto server = MakeStreamServer({.kind = "threaded"}, engine);
+//   auto server = MakeThreadedServer({.kind = "threaded"}, engine);
 //   server->Bind(); std::thread t([&] { server->Run(); }); … server->Stop(); t.join();
 #pragma once
 
@@ -109,9 +109,8 @@ class StreamServer : public Server {
   int64_t last_accept_error_report_ns_ = 0;  // touched by the accepting thread only
 };
 
-// kind is "blocking", "nonblocking" or "threaded"; throws UsageError for a
-// non-tcp endpoint.
-std::unique_ptr<Server> MakeStreamServer(const ServerOptions& options, Engine& engine);
+// The three stream kinds (rows of server.cc's factory table); each throws
+// UsageError for a non-tcp endpoint.
 std::unique_ptr<Server> MakeBlockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeNonblockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeThreadedServer(const ServerOptions& options, Engine& engine);

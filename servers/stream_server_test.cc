@@ -6,9 +6,15 @@
 
 #include <dirent.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
 #include <memory>
 #include <random>
 #include <string>
@@ -16,6 +22,7 @@
 #include <tuple>
 #include <vector>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include "gil/error.h"
@@ -46,12 +53,40 @@ bool LockWithin(std::mutex& mutex, std::chrono::milliseconds limit) {
   return WaitFor([&] { return mutex.try_lock(); }, limit);
 }
 
-int ThreadCount() {
-  int n = 0;
+// The tids of this process's threads, from /proc/self/task.
+std::set<int> ThreadIds() {
+  std::set<int> tids;
   DIR* dir = opendir("/proc/self/task");
-  while (dirent* entry = readdir(dir)) n += entry->d_name[0] != '.';
+  while (dirent* entry = readdir(dir))
+    if (entry->d_name[0] != '.') tids.insert(std::atoi(entry->d_name));
   closedir(dir);
-  return n;
+  return tids;
+}
+
+int ThreadCount() { return static_cast<int>(ThreadIds().size()); }
+
+// "TID (NAME) STATE" of a thread of this process, or "TID (gone)".
+std::string DescribeThread(int tid) {
+  std::ifstream stat(fmt::format("/proc/self/task/{}/stat", tid));
+  std::string line;
+  if (!std::getline(stat, line)) return fmt::format("{} (gone)", tid);
+  const size_t close = line.rfind(')');
+  return fmt::format("{} {} state {}", tid, line.substr(line.find('('), close - line.find('(') + 1),
+                     close + 2 < line.size() ? line.substr(close + 2, 1) : "?");
+}
+
+// Waits, bounded, until the process has at most `expected` threads.
+// pthread_join returns when the kernel clears the thread's tid word (in
+// exit_mm), which comes before the kernel drops the task from /proc/self/task
+// (exit_notify): a count taken right after a join can still see the joined
+// thread for a moment. A thread that really outlives Stop is still there
+// after `limit`; the message names every thread then.
+::testing::AssertionResult ThreadCountFallsTo(int expected, std::chrono::milliseconds limit = 2000ms) {
+  if (WaitFor([&] { return ThreadCount() <= expected; }, limit)) return ::testing::AssertionSuccess();
+  std::string threads;
+  for (int tid : ThreadIds()) threads += " [" + DescribeThread(tid) + "]";
+  return ::testing::AssertionFailure() << ThreadCount() << " threads, expected " << expected << " within "
+                                       << limit.count() << " ms:" << threads;
 }
 
 std::string Payload(size_t bytes, uint32_t seed) {
@@ -68,8 +103,13 @@ class RunningServer {
       : server_(MakeServer({.kind = kind, .endpoint = "tcp://127.0.0.1:0", .max_message_bytes = max_message_bytes},
                            engine)) {
     server_->Bind();
-    thread_ = std::thread([this] { server_->Run(); });
+    thread_ = std::thread([this] {
+      run_tid_.store(static_cast<int>(gettid()));
+      server_->Run();
+    });
   }
+  // The tid of the thread running Run() (0 until it started).
+  int run_tid() const { return run_tid_.load(); }
   ~RunningServer() { Stop(); }
   void Stop() {
     if (!thread_.joinable()) return;
@@ -80,6 +120,7 @@ class RunningServer {
 
  private:
   std::unique_ptr<Server> server_;
+  std::atomic<int> run_tid_{0};
   std::thread thread_;
 };
 
@@ -277,8 +318,16 @@ TEST_P(StreamServerTest, StopsWithAClientConnectedMidFrame) {
   server->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_TRUE(idle.ClosedByServer());
+  const int run_tid = server->run_tid();
   server.reset();
-  EXPECT_EQ(ThreadCount(), threads_before) << "a server thread outlived Stop";
+  // Diagnosis (issue 11): a count above the baseline right after the join is
+  // the joined Run thread itself, not yet removed by the kernel.
+  if (const std::set<int> now = ThreadIds(); static_cast<int>(now.size()) > threads_before) {
+    std::string extra;
+    for (int tid : now) extra += " [" + DescribeThread(tid) + (tid == run_tid ? ", the joined Run thread]" : "]");
+    std::printf("right after the join: %zu threads, %d before:%s\n", now.size(), threads_before, extra.c_str());
+  }
+  EXPECT_TRUE(ThreadCountFallsTo(threads_before)) << "a server thread outlived Stop";
 }
 
 TEST_P(StreamServerTest, StopBeforeAnyClientReturnsAtOnce) {
@@ -449,7 +498,7 @@ TEST(ThreadedServer, ReapsFinishedConnectionThreads) {
   ASSERT_TRUE(WaitFor([&] { return engine.detached() == 20; })) << "connection threads did not detach";
   Client last(server);  // the accept that reaps the 20 finished threads
   ASSERT_EQ(last.RoundTrip("y"), "y");
-  EXPECT_EQ(ThreadCount(), baseline + 1) << "finished connection threads were not joined";
+  EXPECT_TRUE(ThreadCountFallsTo(baseline + 1)) << "finished connection threads were not joined";
 }
 
 TEST(ThreadedServer, NamesConnectionThreadsInOrder) {

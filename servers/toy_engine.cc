@@ -89,10 +89,7 @@ int ToyEngine::LockPriorityOf(gil::Role role) const {
 std::shared_ptr<ToyEngine::Entry> ToyEngine::NewEntry(gil::Role role, std::string thread_name) {
   auto entry = std::make_shared<Entry>();
   entry->state = gil_->Attach(role, thread_name, LockPriorityOf(role));
-  entry->record.role = role;
-  entry->record.name = std::move(thread_name);
-  entry->record.tid = gil::CurrentTid();
-  entry->record.os_priority = ApplyRequestedOsPriority(options_.os_priority, role);
+  entry->record = StartThreadRecord(role, std::move(thread_name), options_.os_priority);
   std::lock_guard lock(mu_);
   entries_.push_back(entry);
   return entry;
