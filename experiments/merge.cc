@@ -197,7 +197,8 @@ MergeResult MergeResults(const std::string& out_dir, const std::vector<std::stri
     add_host(Host(m));
     if (auto it = m.find("sessions"); it != m.end() && it->is_array())
       for (const auto& session : *it) {
-        if (session.is_object() && session.contains("host")) add_host(session["host"].get<std::string>());
+        if (session.is_object() && session.contains("host") && session["host"].is_string())
+          add_host(session["host"].get<std::string>());
         json tagged = session;
         tagged["dir"] = sources[si].dir;
         sessions.push_back(tagged);

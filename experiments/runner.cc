@@ -242,8 +242,10 @@ Shard ResolveShard(const RunnerOptions& options, const std::string& dir) {
     if (meta.is_object() && meta.contains("shard")) recorded = ShardFromJson(meta["shard"]);
   }
   if (options.shard && *options.shard != recorded)
-    throw UsageError(fmt::format("--shard {}/{} does not match {}, which holds shard {}/{}", options.shard->index,
-                                 options.shard->count, dir, recorded.index, recorded.count));
+    throw UsageError(fmt::format("--shard {}/{} does not match {}, which holds {}", options.shard->index,
+                                 options.shard->count, dir,
+                                 recorded.whole() ? "the whole sweep"
+                                                  : fmt::format("shard {}/{}", recorded.index, recorded.count)));
   return recorded;
 }
 
