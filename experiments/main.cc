@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   gillab::servers::AddLoadCommand(app);
   gillab::experiments::AddRunCommand(app);
   gillab::experiments::AddReportCommand(app);
+  gillab::experiments::AddMergeCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,14 +1,17 @@
-// run_command.cc — `gillab run EXPERIMENT.toml [-s k=v]... [-o DIR] [--resume DIR] [--dry-run]`.
+// run_command.cc — `gillab run EXPERIMENT.toml [-s k=v]... [-o DIR] [--resume DIR] [--shard K/N] [--dry-run]`.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "experiments/commands.h"
 #include "experiments/experiment.h"
 #include "experiments/runner.h"
+#include "experiments/shard.h"
 #include "gil/error.h"
 
 namespace gillab::experiments {
@@ -19,6 +22,7 @@ struct RunFlags {
   std::vector<std::string> overrides;
   std::string out_dir;
   std::string resume_dir;
+  std::string shard;
   bool dry_run = false;
   bool no_plots = false;
 };
@@ -32,6 +36,8 @@ void AddRunCommand(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("-o,--output", flags->out_dir, "results directory (default results/runs/<UTC>_<name>_<sha>)");
   cmd->add_option("--resume", flags->resume_dir, "complete an interrupted results directory");
+  cmd->add_option("--shard", flags->shard,
+                  "run only shard K of N (0 <= K < N): runs i = repetition * points + point with i mod N == K");
   cmd->add_flag("--dry-run", flags->dry_run, "print the resolved experiment, run count and estimated time");
   cmd->add_flag("--no-plots", flags->no_plots, "skip scripts/plot.py at the end");
   cmd->callback([flags] {
@@ -39,6 +45,8 @@ void AddRunCommand(CLI::App& app) {
       throw UsageError("run: give an experiment file (e.g. experiments/convoy.toml) or --resume DIR");
     if (!flags->resume_dir.empty() && !flags->out_dir.empty())
       throw UsageError("run: -o and --resume exclude each other");
+    std::optional<Shard> shard;
+    if (!flags->shard.empty()) shard = ParseShard(flags->shard);
     Experiment experiment;
     if (!flags->experiment.empty()) {
       experiment = LoadExperiment(flags->experiment, flags->overrides);
@@ -52,9 +60,15 @@ void AddRunCommand(CLI::App& app) {
                           .out_dir = flags->out_dir,
                           .resume_dir = flags->resume_dir,
                           .plots = !flags->no_plots,
-                          .print_summary = true};
+                          .print_summary = true,
+                          .shard = shard};
     if (flags->dry_run) {
       fmt::print("{}", DryRunText(experiment, options.gillab_bin));
+      if (shard) {
+        std::vector<std::string> runs;
+        for (const RunId& r : ShardRuns(experiment, *shard)) runs.push_back(fmt::format("p{}r{}", r.point, r.repetition));
+        fmt::print("shard {}/{}: {} runs: {}\n", shard->index, shard->count, runs.size(), fmt::join(runs, " "));
+      }
       return;
     }
     int status = RunExperiment(experiment, options);

@@ -233,6 +233,24 @@ json Pinning(const Experiment& e) {
   return pinning;
 }
 
+// The shard this run covers: the given one for a new directory; for --resume,
+// the one recorded in DIR/meta.json (a directory without a record, or a merged
+// one, is the whole sweep), which a given --shard must match.
+Shard ResolveShard(const RunnerOptions& options, const std::string& dir) {
+  if (options.resume_dir.empty()) return options.shard.value_or(Shard{});
+  Shard recorded;
+  if (fs::exists(dir + "/meta.json")) {
+    json meta = json::parse(ReadFile(dir + "/meta.json"), nullptr, false);
+    if (meta.is_object() && meta.contains("shard")) recorded = ShardFromJson(meta["shard"]);
+  }
+  if (options.shard && *options.shard != recorded)
+    throw UsageError(fmt::format("--shard {}/{} does not match {}, which holds {}", options.shard->index,
+                                 options.shard->count, dir,
+                                 recorded.whole() ? "the whole sweep"
+                                                  : fmt::format("shard {}/{}", recorded.index, recorded.count)));
+  return recorded;
+}
+
 }  // namespace
 
 std::string FormatDuration(double seconds) {
@@ -349,6 +367,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     fs::create_directories(dir);
     WriteFileAtomic(dir + "/experiment.toml", e.ToToml());
   }
+  const Shard shard = ResolveShard(options, dir);
   fs::create_directories(dir + "/raw");
   InstallInterruptHandlers();
   if (int stale = RemoveQueuesOfDeadRunners(); stale > 0)
@@ -358,7 +377,8 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
   if (fs::exists(dir + "/meta.json")) meta = json::parse(ReadFile(dir + "/meta.json"), nullptr, false);
   if (!meta.is_object()) meta = json::object();
   SystemInfo machine = CollectSystemInfo(/*sample_busy_ms=*/200);
-  json session = {{"started_utc", UtcStamp("%Y-%m-%dT%H:%M:%SZ")}, {"load_average_start", machine.load_average}};
+  json session = {{"started_utc", UtcStamp("%Y-%m-%dT%H:%M:%SZ")}, {"host", machine.hostname},
+                  {"load_average_start", machine.load_average}};
   if (!meta.contains("started_utc")) {
     meta = ToJson(machine);
     meta["experiment"] = e.name;
@@ -372,6 +392,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     meta["gillab_bin"] = options.gillab_bin;
     meta["load_average_start"] = machine.load_average;
     meta["sessions"] = json::array();
+    if (!shard.whole()) meta["shard"] = ShardJson(e, shard);
   }
   meta["sessions"].push_back(session);
   WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n");
@@ -380,12 +401,13 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
   RunsCsv csv = RunsCsv::Open(dir + "/runs.csv");
   auto points = e.Points();
   std::vector<std::pair<int, int>> pending;
-  for (int rep = 0; rep < e.repetitions; ++rep)
-    for (const auto& p : points)
-      if (!csv.Finished(p.id, rep)) pending.push_back({p.id, rep});
-  int total = static_cast<int>(points.size()) * e.repetitions;
-  fmt::print(stderr, "gillab run: {} -> {}\ngillab run: {} runs to do ({} already finished)\n", e.name, dir,
-             pending.size(), csv.finished_count());
+  const auto shard_runs = ShardRuns(e, shard);
+  for (const RunId& run : shard_runs)
+    if (!csv.Finished(run.point, run.repetition)) pending.push_back({run.point, run.repetition});
+  int total = static_cast<int>(shard_runs.size());
+  fmt::print(stderr, "gillab run: {}{} -> {}\ngillab run: {} runs to do ({} already finished)\n", e.name,
+             shard.whole() ? "" : fmt::format(" shard {}/{}", shard.index, shard.count), dir, pending.size(),
+             total - static_cast<int>(pending.size()));
 
   double estimate_left_s = 0;
   for (const auto& [id, rep] : pending) estimate_left_s += EstimateRunSeconds(points[id], e.warmup);
@@ -409,7 +431,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
       break;
     }
   }
-  int done = static_cast<int>(csv.finished_count());
+  int done = total - static_cast<int>(pending.size());
   for (size_t i = 0; i < pending.size() && !interrupted && !fatal; ++i) {
     const auto& [id, rep] = pending[i];
     const Point& p = points[id];

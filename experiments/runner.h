@@ -7,6 +7,8 @@
 // killed (SIGKILL), reaped, logged to failures.log and left for --resume.
 // Repetitions are the outer loop (every point once, then every point again),
 // so slow drift of the machine spreads over all points instead of biasing one.
+// With a shard (RunnerOptions::shard), only that shard's runs are run; meta.json
+// records the shard (K, N, its runs) and every session's host.
 // Ctrl-C / SIGTERM: the children are stopped and reaped, finished rows stay,
 // and the runner exits 130 naming the directory to --resume.
 //
@@ -18,10 +20,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "experiments/experiment.h"
+#include "experiments/shard.h"
 
 namespace gillab::experiments {
 
@@ -31,6 +35,12 @@ struct RunnerOptions {
   std::string resume_dir;   // complete this directory instead
   bool plots = true;        // run scripts/plot.py at the end
   bool print_summary = true;
+  // Run only this shard's runs (shard.h). A new directory records it in
+  // meta.json ("shard"); --resume of a shard directory completes that shard
+  // only (a shard given with --resume must match the recorded one). A shard
+  // does its own warm-up runs (warmup_runs of its first pending run), since
+  // each shard may run on a machine of its own.
+  std::optional<Shard> shard = std::nullopt;
 };
 
 // 0: every run finished; 1: some runs failed (see failures.log); 130: interrupted.
