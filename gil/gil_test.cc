@@ -25,7 +25,7 @@ using testing::WaitUntil;
 std::vector<std::string> ExclusivePolicies() {
   std::vector<std::string> names;
   for (const auto& n : PolicyNames())
-    if (n != "none") names.push_back(n);
+    if (PolicyTraitsOf(n).exclusive) names.push_back(n);
   return names;
 }
 

@@ -269,7 +269,7 @@ std::string FormatTable(const ContendResult& r) {
   std::string out = fmt::format(
       "policy {}, {} cpu thread(s), io: {} x (sleep_us {} + {} work units), switch interval {} us{}\n",
       o.policy, o.cpu_threads, o.iterations, o.io_sleep_us, o.io_work_units, o.switch_interval_us,
-      o.policy == "mutex" ? fmt::format(", check interval {}", o.check_interval) : "");
+      gil::PolicyTraitsOf(o.policy).uses_ticks ? fmt::format(", check interval {}", o.check_interval) : "");
   out += fmt::format("io re-acquire wait (us): p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})\n",
                      Us(h.Percentile(50)), Us(h.Percentile(90)), Us(h.Percentile(99)), Us(h.max()), h.count());
   out += fmt::format("cpu iterations/s: {:.4g}   run: {:.3f} s   lock switches: {}\n", r.cpu_iterations_per_s,
