@@ -22,8 +22,8 @@
 //              └─ [shared-heap access, if traits().sees_heap_accesses]
 //                  OnHeapAccess ───────────────────────────┘
 //
-// and reads EvalBreaker(t) and TickInterval() once per Call, before
-// BeginUnit. Servers and engines call Attach, Enter/Leave (the thread starts
+// and reads EvalBreaker(t), TickInterval() and traits() once per run of the
+// unit, right after BeginUnit (a re-run unit reads them again). Servers and engines call Attach, Enter/Leave (the thread starts
 // or stops running VM code: a GIL's Acquire/Release) and BeginBlocking/
 // EndBlocking around their own waits (recv, accept: Py_BEGIN_ALLOW_THREADS).
 // A thread is *inside* the model between Enter and Leave, outside a blocking
@@ -152,7 +152,7 @@ class ExecModel {
   virtual void BeginBlocking(ExecThread& t) = 0;
   virtual void EndBlocking(ExecThread& t) = 0;
 
-  // --- read once per Vm::Call, before BeginUnit ----------------------------
+  // --- read once per run of a unit, right after BeginUnit --------------------
   // The eval breaker the VM polls at every check point with one relaxed load.
   // The flag lives as long as t; a stale read only delays OnCheckPoint to the
   // next check point, so the model must keep it set until it is served.
