@@ -4,12 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -22,6 +24,8 @@
 #include "experiments/results.h"
 #include "experiments/sysinfo.h"
 #include "gil/error.h"
+#include "gil/gil.h"
+#include "gil/thread_priority.h"
 #include "servers/mq_protocol.h"
 #include "servers/server_kinds.h"
 #include "servers/settings.h"
@@ -302,18 +306,29 @@ double EstimateRunSeconds(const Point& p, int64_t warmup_requests) {
   double startup_s = s.at("engine") == "cpython" ? 0.6 : 0.15;
   double requests = static_cast<double>(SettingInt(s, "requests") + warmup_requests);
   double per_request_us = 60 + static_cast<double>(SettingInt(s, "message_bytes")) / 500.0;
-  // Under a convoy each request waits for the lock: about one switch interval
-  // with one CPU thread, more with K of them (fitted to cpu_threads.toml on
-  // the 2-core reference VM: newgil waited 1, 2.4 and 5.6 intervals at K = 1,
-  // 2, 4; ticket, which queues the I/O thread behind every CPU thread, 2, 4.8
-  // and 10.4). `mutex` ticks hand the lock over within ~100 us.
-  bool locked = s.at("engine") != "native" && s.at("policy") != "none";
-  bool io_outranks = s.at("policy") == "priority" && s.at("lock_priority").find("io=") != std::string::npos;
+  // Under a convoy each request waits for the lock while K CPU threads spin:
+  // how long is the policy's trait (gil/policies.cc, fitted to
+  // cpu_threads.toml on the 2-core reference VM). An I/O thread that outranks
+  // the CPU threads under a policy where that preempts them waits for none.
+  const std::string& policy = s.at("policy");
+  const auto& policies = gil::PolicyNames();
+  const bool known = std::find(policies.begin(), policies.end(), policy) != policies.end();
+  const gil::PolicyTraits traits = known ? gil::PolicyTraitsOf(policy) : gil::PolicyTraits{.exclusive = false};
+  const bool locked = s.at("engine") != "native" && traits.exclusive;
+  bool io_outranks = false;
+  if (traits.io_priority_avoids_convoy) {
+    const std::map<gil::Role, int> priority = gil::ParseLockPriorities(s.at("lock_priority"));
+    auto of = [&](gil::Role role) {
+      auto it = priority.find(role);
+      return it == priority.end() ? 0 : it->second;
+    };
+    io_outranks = of(gil::Role::kIo) > of(gil::Role::kCpu);
+  }
   const auto k = static_cast<double>(SettingInt(s, "cpu_threads"));
   if (locked && k > 0 && !io_outranks) {
     const auto interval_us = static_cast<double>(SettingInt(s, "switch_interval_us"));
-    const std::string& policy = s.at("policy");
-    per_request_us += policy == "mutex" ? 100 : policy == "ticket" ? (2.5 * k - 0.5) * interval_us : (1.4 * k - 0.4) * interval_us;
+    per_request_us += traits.convoy_fixed_us +
+                      (traits.convoy_intervals_per_cpu_thread * k + traits.convoy_intervals_offset) * interval_us;
   }
   double run_s;
   if (SettingDouble(s, "rate") > 0) {

@@ -269,5 +269,21 @@ TEST(RunnerEstimate, MoreCpuThreadsMakeALongerConvoyAndTicketQueuesLongest) {
   EXPECT_GT(ticket4, 1.5 * newgil4);
 }
 
+// `priority` spares the I/O thread the convoy only when its lock priority is
+// above the CPU threads' (read from the map, not from the text "io=").
+TEST(RunnerEstimate, PriorityAvoidsTheConvoyOnlyWhenIoOutranksCpu) {
+  Experiment e = ParseExperiment(
+      "[settings]\nrequests = 1000\nthink_us = 100\npolicy = \"priority\"\ncpu_threads = 1\n"
+      "[sweep]\nlock_priority = [\"io=1,cpu=0\", \"io=0,cpu=1\", \"cpu=-1\", \"\"]\n",
+      "x.toml");
+  auto points = e.Points();
+  ASSERT_EQ(points.size(), 4u);
+  const double io_above = EstimateRunSeconds(points[0], 0), io_below = EstimateRunSeconds(points[1], 0);
+  const double cpu_below = EstimateRunSeconds(points[2], 0), equal = EstimateRunSeconds(points[3], 0);
+  EXPECT_GT(io_below, io_above + 4.0);  // 1000 requests x ~5 ms of convoy
+  EXPECT_NEAR(cpu_below, io_above, 1e-9);  // io (0) above cpu (-1)
+  EXPECT_NEAR(equal, io_below, 1e-9);      // equals: round-robin, a convoy
+}
+
 }  // namespace
 }  // namespace gillab::experiments

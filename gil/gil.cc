@@ -75,7 +75,8 @@ namespace {
 
 }  // namespace
 
-Gil::Gil(std::string name, GilOptions options) : name_(std::move(name)), options_(options) {}
+Gil::Gil(std::string name, GilOptions options)
+    : name_(std::move(name)), options_(options), traits_(PolicyTraitsOf(name_)) {}
 
 Gil::~Gil() = default;
 

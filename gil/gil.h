@@ -76,6 +76,34 @@ struct ThreadStats {
   uint64_t yield_requests = 0;      // times this thread, waiting, asked the holder to drop
 };
 
+// What a policy is, as data (one row per policy in policies.cc): the VM, the
+// stall monitor, the trace writer, the tests and the runner's dry-run
+// estimate read these instead of comparing policy names.
+struct PolicyTraits {
+  // At most one thread holds the lock (I1). false for `none`: no holder at all.
+  bool exclusive = true;
+  // A waiter that wants the lock sets the drop request (the eval breaker).
+  // false for `mutex`, whose holder yields every check_interval instructions unasked.
+  bool requests_drops = true;
+  // The VM counts GilOptions::check_interval instructions and yields ("ticks",
+  // CPython 2). Only policies with this trait read check_interval.
+  bool uses_ticks = false;
+  // The policy reads GilOptions::forced_switching.
+  bool uses_forced_switching = false;
+  // The policy orders waiters by lock priority (SetLockPriority matters).
+  bool uses_lock_priority = false;
+  // The dry-run estimate of an I/O request's wait for the lock while K CPU
+  // threads spin (runner.cc, fitted on the 2-core reference VM):
+  //   convoy_fixed_us + (convoy_intervals_per_cpu_thread * K + convoy_intervals_offset) * switch_interval_us
+  // Zero everywhere: the policy adds no wait (`none`).
+  double convoy_fixed_us = 0;
+  double convoy_intervals_per_cpu_thread = 0;
+  double convoy_intervals_offset = 0;
+  // With an I/O lock priority above the CPU threads' the I/O thread preempts
+  // at the next check point: no convoy wait (`priority`).
+  bool io_priority_avoids_convoy = false;
+};
+
 class Gil;
 class TraceBuffer;
 class TraceRecorder;
@@ -130,8 +158,11 @@ class Gil {
 
   std::string_view name() const { return name_; }
   const GilOptions& options() const { return options_; }
-  // Instructions between forced releases for the VM's countdown; 0 means none.
-  int64_t check_interval() const { return name_ == "mutex" ? options_.check_interval : 0; }
+  // This policy's row of the registry (policies.cc).
+  const PolicyTraits& traits() const { return traits_; }
+  // Instructions between forced releases for the VM's countdown; 0 means none
+  // (policies without the uses_ticks trait).
+  int64_t check_interval() const { return traits_.uses_ticks ? options_.check_interval : 0; }
 
   // Registers the calling thread. The state must be used by that thread only
   // and must outlive every call that names it.
@@ -142,6 +173,9 @@ class Gil {
   void Yield(ThreadState& t);    // drop, let a waiter in, take it back (I4)
   // The eval breaker (I3): the holder polls this at check points and yields when set.
   bool DropRequested() const { return drop_request_.load(std::memory_order_relaxed); }
+  // The flag DropRequested reads, for a caller that polls it through a
+  // pointer taken once (the VM's check points, via interp::GilModel).
+  const std::atomic<bool>& eval_breaker() const { return drop_request_; }
   // Called by t itself; `priority` re-evaluates who should run next.
   void SetLockPriority(ThreadState& t, int priority);
   bool HeldBy(const ThreadState& t) const { return t.holding_; }
@@ -168,7 +202,7 @@ class Gil {
   // but `mutex`, whose holder yields every check_interval instructions
   // unasked). A stall monitor uses it to tell a stuck holder from one that
   // legitimately keeps the lock (e.g. `priority` with only lower-ranked waiters).
-  virtual bool RequestsDrops() const { return true; }
+  bool RequestsDrops() const { return traits_.requests_drops; }
 
   // Records every later-attached thread's waits, holds and drops into
   // `recorder` (trace.h), which must outlive every use of this lock. Call
@@ -193,7 +227,7 @@ class Gil {
   virtual void DoYield(ThreadState& t);
   virtual void OnPriorityChanged(ThreadState&) {}
   // false for `none`: no holder, so no I1/I2 bookkeeping.
-  virtual bool exclusive() const { return true; }
+  bool exclusive() const { return traits_.exclusive; }
 
   void RequestDrop(ThreadState& waiter);  // sets the eval breaker, counts a yield request
   void ClearDrop() { drop_request_.store(false, std::memory_order_relaxed); }
@@ -208,6 +242,7 @@ class Gil {
 
   std::string name_;
   GilOptions options_;
+  const PolicyTraits& traits_;  // a row of the static registry (PolicyTraitsOf)
   std::atomic<bool> drop_request_{false};
   std::atomic<ThreadState*> holder_{nullptr};
   // For SnapshotHold: written by each new holder (plain stores, no
@@ -232,6 +267,8 @@ class Gil {
 const std::vector<std::string>& PolicyNames();
 // One line describing a policy, for `gillab list`.
 std::string_view PolicySummary(std::string_view name);
+// A policy's traits (PolicyTraits). Throws UsageError for an unknown name.
+const PolicyTraits& PolicyTraitsOf(std::string_view name);
 // Throws UsageError for an unknown name or invalid options.
 std::unique_ptr<Gil> MakeGil(std::string_view name, const GilOptions& options = {});
 

@@ -270,7 +270,7 @@ void BM_ForcedSwitchRoundTrip(benchmark::State& state, Pin pin) {
   }
   for (Pin pin : {Pin::kSameCore, Pin::kTwoCores}) {
     for (const std::string& policy : PolicyNames()) {
-      if (policy == "none") continue;  // nothing to hand off
+      if (!PolicyTraitsOf(policy).exclusive) continue;  // nothing to hand off
       benchmark::RegisterBenchmark(("BM_HandoffRoundTrip/" + policy + "/" + PinName(pin)).c_str(),
                                    BM_HandoffRoundTrip, policy, pin)
           ->UseRealTime()

@@ -25,7 +25,7 @@ using testing::WaitUntil;
 std::vector<std::string> ExclusivePolicies() {
   std::vector<std::string> names;
   for (const auto& n : PolicyNames())
-    if (n != "none") names.push_back(n);
+    if (PolicyTraitsOf(n).exclusive) names.push_back(n);
   return names;
 }
 
@@ -266,7 +266,7 @@ TEST_P(EveryGil, UncontendedAcquireWaitsExactlyZero) {
   EXPECT_EQ(s.wait_hist_ns.count(), 10u);
   EXPECT_EQ(s.wait_hist_ns.max(), 0);
   EXPECT_GT(s.hold_ns, 0u);
-  if (GetParam() == "none") return;
+  if (!PolicyTraitsOf(GetParam()).exclusive) return;
   // Now a second thread has to wait for it.
   gil->Acquire(*me);
   std::thread other([&] {
@@ -325,7 +325,7 @@ TEST_P(EveryGil, StatsAddUp) {
   std::sort(indices.begin(), indices.end());
   EXPECT_EQ(indices, (std::vector<int>{0, 1, 2, 3, 4}));
   const LockStats& lock = gil->lock_stats();
-  if (GetParam() == "none") {
+  if (!gil->traits().exclusive) {
     EXPECT_EQ(lock.switches, 0u);
     EXPECT_EQ(handoffs, 0u);
   } else {
@@ -373,9 +373,43 @@ TEST(MakeGil, KnowsEveryPolicyByName) {
     auto gil = MakeGil(name);
     EXPECT_EQ(gil->name(), name);
     EXPECT_FALSE(PolicySummary(name).empty()) << name;
-    EXPECT_EQ(gil->check_interval(), name == "mutex" ? 100 : 0);
+    EXPECT_EQ(&gil->traits(), &PolicyTraitsOf(name));
+    EXPECT_EQ(gil->check_interval(), gil->traits().uses_ticks ? 100 : 0);
+    EXPECT_EQ(gil->RequestsDrops(), gil->traits().requests_drops);
   }
   EXPECT_TRUE(PolicySummary("bogus").empty());
+  EXPECT_THROW(PolicyTraitsOf("bogus"), UsageError);
+}
+
+// The registry's rows, spelled out: a policy's behaviour that the VM, the
+// stall monitor, the trace and the runner rely on is this data, not its name.
+TEST(PolicyTraits, EachPolicyDeclaresWhatItDoes) {
+  struct Expected {
+    const char* name;
+    bool exclusive, requests_drops, uses_ticks, forced_switching, lock_priority, io_priority_avoids_convoy;
+  };
+  const Expected rows[] = {
+      {"mutex", true, false, true, false, false, false},
+      {"ticket", true, true, false, false, false, false},
+      {"priority", true, true, false, false, true, true},
+      {"newgil", true, true, false, true, false, false},
+      {"none", false, false, false, false, false, false},
+  };
+  ASSERT_EQ(std::size(rows), PolicyNames().size());
+  for (const Expected& e : rows) {
+    SCOPED_TRACE(e.name);
+    const PolicyTraits& t = PolicyTraitsOf(e.name);
+    EXPECT_EQ(t.exclusive, e.exclusive);
+    EXPECT_EQ(t.requests_drops, e.requests_drops);
+    EXPECT_EQ(t.uses_ticks, e.uses_ticks);
+    EXPECT_EQ(t.uses_forced_switching, e.forced_switching);
+    EXPECT_EQ(t.uses_lock_priority, e.lock_priority);
+    EXPECT_EQ(t.io_priority_avoids_convoy, e.io_priority_avoids_convoy);
+    // Every exclusive policy makes an I/O request wait while CPU threads spin.
+    const double wait_with_one_cpu_thread =
+        t.convoy_fixed_us + t.convoy_intervals_per_cpu_thread + t.convoy_intervals_offset;
+    EXPECT_EQ(wait_with_one_cpu_thread > 0, e.exclusive);
+  }
 }
 
 TEST(MakeGil, RejectsUnknownPolicyAndBadOptions) {

@@ -32,7 +32,7 @@ class MutexLock final : public Gil {
   void DoAcquire(ThreadState&) override { mu_.lock(); }
   void DoRelease(ThreadState&) override { mu_.unlock(); }
   // DoYield: the default, DoRelease then DoAcquire, is exactly the old GIL.
-  bool RequestsDrops() const override { return false; }
+  // Traits (policies.cc): requests no drops, uses ticks.
 
  private:
   std::mutex mu_;

@@ -24,7 +24,7 @@ class NoLock final : public Gil {
   void DoAcquire(ThreadState&) override {}
   void DoRelease(ThreadState&) override {}
   void DoYield(ThreadState&) override {}
-  bool exclusive() const override { return false; }
+  // Traits (policies.cc): not exclusive.
 };
 
 }  // namespace gillab::gil

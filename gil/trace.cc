@@ -134,8 +134,13 @@ std::string TraceRecorder::ChromeJson(std::string_view metadata_json) const {
   };
 
   std::string settings = fmt::format("switch_interval_us={}", gil_options_.switch_interval_us);
-  if (policy == "mutex") settings += fmt::format(" check_interval={}", gil_options_.check_interval);
-  if (policy == "newgil") settings += fmt::format(" forced_switching={}", gil_options_.forced_switching);
+  // The options this policy reads, from its traits (none for an unknown policy).
+  const auto& names = PolicyNames();
+  if (std::find(names.begin(), names.end(), policy) != names.end()) {
+    const PolicyTraits& traits = PolicyTraitsOf(policy);
+    if (traits.uses_ticks) settings += fmt::format(" check_interval={}", gil_options_.check_interval);
+    if (traits.uses_forced_switching) settings += fmt::format(" forced_switching={}", gil_options_.forced_switching);
+  }
   add(fmt::format(R"({{"ph":"M","pid":{},"tid":0,"name":"process_name","args":{{"name":{}}}}})", pid,
                   JsonString(fmt::format("gillab lock {} ({})", policy, settings))));
 

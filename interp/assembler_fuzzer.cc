@@ -143,8 +143,8 @@ bool Bounded(const Program& p) {
 }
 
 void RunFirstFunction(const std::shared_ptr<const Program>& program) {
-  static const auto gil = gil::MakeGil("mutex");
-  static const auto me = gil->Attach(gil::Role::kOther, "fuzz");
+  static const auto model = MakeExecModel("mutex");
+  static const auto me = model->Attach(gil::Role::kOther, "fuzz");
   const Function& f = program->functions.front();
   std::vector<Value> args;
   for (int i = 0; i < f.nparams; ++i) args.push_back(i % 2 ? Value::Bytes("12") : Value::Int(i + 3));
@@ -152,14 +152,14 @@ void RunFirstFunction(const std::shared_ptr<const Program>& program) {
   options.max_stack = 1024;
   options.max_call_depth = 64;
   options.max_instructions = 20000;
-  gil->Acquire(*me);
+  model->Enter(*me);
   try {
-    Vm vm(program, *gil, *me, options);
+    Vm vm(program, *model, *me, options);
     vm.Call(f.name, args);
   } catch (const VmError&) {
     // A program's run-time error: the expected outcome for most inputs.
   }
-  gil->Release(*me);
+  model->Leave(*me);
 }
 
 void Run(std::string_view source) {

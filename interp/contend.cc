@@ -73,8 +73,11 @@ ContendResult RunContend(const ContendOptions& options) {
   if (options.stall_threshold_ms < 0) {
     throw UsageError(fmt::format("--stall-threshold-ms must be >= 0, got {}", options.stall_threshold_ms));
   }
-  auto gil = gil::MakeGil(options.policy, {.switch_interval_us = options.switch_interval_us,
-                                           .check_interval = options.check_interval});
+  auto model = MakeExecModel(options.policy, {.gil = {.switch_interval_us = options.switch_interval_us,
+                                                      .check_interval = options.check_interval}});
+  // The lock statistics, the trace and the stall monitor read the model's lock.
+  gil::Gil* gil = model->lock();
+  if (gil == nullptr) throw UsageError(fmt::format("contend needs a lock policy, not '{}'", options.policy));
   std::unique_ptr<gil::TraceRecorder> recorder;
   if (!options.trace_path.empty()) {
     recorder = std::make_unique<gil::TraceRecorder>(gil::TraceOptions{.max_events_per_thread = options.trace_max_events});
@@ -87,7 +90,7 @@ ContendResult RunContend(const ContendOptions& options) {
   auto io_program = LoadProgram("io_step");
 
   const auto k = static_cast<size_t>(options.cpu_threads);
-  std::vector<std::unique_ptr<gil::ThreadState>> cpu_states(k);
+  std::vector<std::unique_ptr<ExecThread>> cpu_states(k);
   std::vector<int64_t> cpu_counts(k, 0);
   std::vector<double> cpu_seconds(k, 0);
   std::vector<std::exception_ptr> errors(k + 1);
@@ -99,22 +102,22 @@ ContendResult RunContend(const ContendOptions& options) {
     cpu_threads.emplace_back([&, i] {
       bool counted = false;
       try {
-        cpu_states[i] = gil->Attach(gil::Role::kCpu, fmt::format("cpu-{}", i), PriorityOf(options, gil::Role::kCpu));
-        Vm vm(cpu_program, *gil, *cpu_states[i]);
+        cpu_states[i] = model->Attach(gil::Role::kCpu, fmt::format("cpu-{}", i), PriorityOf(options, gil::Role::kCpu));
+        Vm vm(cpu_program, *model, *cpu_states[i]);
         board.Register(&vm);
         cpu_started.count_down();
         counted = true;
-        gil->Acquire(*cpu_states[i]);
+        model->Enter(*cpu_states[i]);
         const int64_t t0 = gil::NowNs();
         try {
           cpu_counts[i] = vm.Call("main", {Value::Int(0)}).as_int();
         } catch (...) {
-          gil->Release(*cpu_states[i]);
+          model->Leave(*cpu_states[i]);
           board.Unregister(&vm);
           throw;
         }
         cpu_seconds[i] = static_cast<double>(gil::NowNs() - t0) / 1e9;
-        gil->Release(*cpu_states[i]);
+        model->Leave(*cpu_states[i]);
         board.Unregister(&vm);
       } catch (...) {
         errors[i + 1] = std::current_exception();
@@ -129,13 +132,13 @@ ContendResult RunContend(const ContendOptions& options) {
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool io_done = false;
-  std::unique_ptr<gil::ThreadState> io_state;
+  std::unique_ptr<ExecThread> io_state;
   std::thread io_thread([&] {
     try {
       cpu_started.wait();
-      io_state = gil->Attach(gil::Role::kIo, "io", PriorityOf(options, gil::Role::kIo));
-      Vm vm(io_program, *gil, *io_state);
-      gil->Acquire(*io_state);
+      io_state = model->Attach(gil::Role::kIo, "io", PriorityOf(options, gil::Role::kIo));
+      Vm vm(io_program, *model, *io_state);
+      model->Enter(*io_state);
       const int64_t t0 = gil::NowNs();
       try {
         for (int n = 0; n < options.iterations && !time_up.load(std::memory_order_relaxed); ++n) {
@@ -143,11 +146,11 @@ ContendResult RunContend(const ContendOptions& options) {
           result.io_steps = n + 1;
         }
       } catch (...) {
-        gil->Release(*io_state);
+        model->Leave(*io_state);
         throw;
       }
       result.seconds = static_cast<double>(gil::NowNs() - t0) / 1e9;
-      gil->Release(*io_state);
+      model->Leave(*io_state);
       result.io_wait_ns = vm.reacquire_wait_ns();
     } catch (...) {
       errors[0] = std::current_exception();
@@ -177,9 +180,9 @@ ContendResult RunContend(const ContendOptions& options) {
 
   result.lock_switches = gil->lock_stats().switches;
   result.handoff_ns = gil->lock_stats().handoff_ns;
-  result.threads.push_back(Snapshot(*io_state));
+  result.threads.push_back(Snapshot(*io_state->lock_state()));
   for (size_t i = 0; i < k; ++i) {
-    ContendThread t = Snapshot(*cpu_states[i]);
+    ContendThread t = Snapshot(*cpu_states[i]->lock_state());
     t.iterations = cpu_counts[i];
     t.seconds = cpu_seconds[i];
     if (t.seconds > 0) result.cpu_iterations_per_s += static_cast<double>(t.iterations) / t.seconds;
@@ -266,7 +269,7 @@ std::string FormatTable(const ContendResult& r) {
   std::string out = fmt::format(
       "policy {}, {} cpu thread(s), io: {} x (sleep_us {} + {} work units), switch interval {} us{}\n",
       o.policy, o.cpu_threads, o.iterations, o.io_sleep_us, o.io_work_units, o.switch_interval_us,
-      o.policy == "mutex" ? fmt::format(", check interval {}", o.check_interval) : "");
+      gil::PolicyTraitsOf(o.policy).uses_ticks ? fmt::format(", check interval {}", o.check_interval) : "");
   out += fmt::format("io re-acquire wait (us): p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})\n",
                      Us(h.Percentile(50)), Us(h.Percentile(90)), Us(h.Percentile(99)), Us(h.max()), h.count());
   out += fmt::format("cpu iterations/s: {:.4g}   run: {:.3f} s   lock switches: {}\n", r.cpu_iterations_per_s,

@@ -10,6 +10,7 @@
 
 #include "gil/gil.h"
 #include "interp/assembler.h"
+#include "interp/gil_model.h"
 #include "interp/vm.h"
 
 namespace gillab::interp {
@@ -25,7 +26,9 @@ class VmThread {
            VmOptions options = {})
       : thread_([&gil, this, program, function, args, options] {
           me_ = gil.Attach(gil::Role::kCpu, "vm");
-          Vm vm(program, gil, *me_, options);
+          GilModel model(gil);  // the lock policy behind the seam
+          GilThread thread(*me_);
+          Vm vm(program, model, thread, options);
           vm_.store(&vm);
           gil.Acquire(*me_);
           started_.count_down();
@@ -129,11 +132,13 @@ TEST(MutexTicks, MutexPolicyYieldsEveryCheckIntervalInstructions) {
   auto me = gil->Attach(gil::Role::kCpu, "alone");
   auto program = LoadProgram("countdown");
   gil->Acquire(*me);
+  GilModel model(*gil);
+  GilThread thread(*me);
   // countdown(n) runs 2n + 4 instructions: jmp, n x (jgt_li, inc), jgt_li, load, ret.
-  Vm vm(program, *gil, *me);
+  Vm vm(program, model, thread);
   vm.Call("main", {Value::Int(10000)});
   EXPECT_NEAR(static_cast<double>(me->stats().forced_drops), 20004 / 100.0, 2.0);
-  Vm no_breaker(program, *gil, *me, VmOptions{.eval_breaker = false});
+  Vm no_breaker(program, model, thread, VmOptions{.eval_breaker = false});
   const uint64_t before = me->stats().forced_drops;
   no_breaker.Call("main", {Value::Int(10000)});
   EXPECT_EQ(me->stats().forced_drops, before);

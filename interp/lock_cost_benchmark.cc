@@ -41,6 +41,7 @@
 
 #include "gil/gil.h"
 #include "gil/trace.h"
+#include "interp/gil_model.h"
 #include "interp/vm.h"
 
 namespace gillab::interp {
@@ -58,6 +59,8 @@ struct Subject {
   std::unique_ptr<gil::TraceRecorder> recorder;  // outlives the lock
   std::unique_ptr<gil::Gil> gil;
   std::unique_ptr<gil::ThreadState> me;
+  std::unique_ptr<GilModel> model;    // the lock behind the seam, as the servers see it
+  std::unique_ptr<GilThread> thread;  // me, adopted
   std::unique_ptr<Vm> vm;
 };
 
@@ -72,7 +75,9 @@ Subject MakeSubject(const std::string& policy, Mode mode, std::shared_ptr<const 
     s.gil->EnableTrace(s.recorder.get());
   }
   s.me = s.gil->Attach(gil::Role::kIo, "io");
-  s.vm = std::make_unique<Vm>(std::move(program), *s.gil, *s.me);
+  s.model = std::make_unique<GilModel>(*s.gil);
+  s.thread = std::make_unique<GilThread>(*s.me);
+  s.vm = std::make_unique<Vm>(std::move(program), *s.model, *s.thread);
   return s;
 }
 

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <string>
 
-#include "gil/gil.h"
+#include "interp/exec_model.h"
 #include "interp/assembler.h"
 #include "interp/program.h"
 #include "interp/vm.h"
@@ -73,11 +73,11 @@ std::vector<std::string> SplitArgs(const std::string& text) {
 class ProgramsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    gil_ = gil::MakeGil("none");
-    me_ = gil_->Attach(gil::Role::kOther, "test");
-    gil_->Acquire(*me_);
+    model_ = MakeExecModel("none");
+    me_ = model_->Attach(gil::Role::kOther, "test");
+    model_->Enter(*me_);
   }
-  void TearDown() override { gil_->Release(*me_); }
+  void TearDown() override { model_->Leave(*me_); }
 
   // Runs every function of `program` with small arguments of both kinds and a
   // bounded budget: anything but a result or a VmError is a failure.
@@ -90,7 +90,7 @@ class ProgramsTest : public ::testing::Test {
       for (int kind = 0; kind < 2; ++kind) {
         std::vector<Value> args;
         for (int i = 0; i < f.nparams; ++i) args.push_back(kind == 0 ? Value::Int(3) : Value::Bytes("7"));
-        Vm vm(program, *gil_, *me_, options);
+        Vm vm(program, *model_, *me_, options);
         vm.RequestStop();  // cpu_spin-like loops end at once
         try {
           vm.Call(f.name, args);
@@ -100,8 +100,8 @@ class ProgramsTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<gil::Gil> gil_;
-  std::unique_ptr<gil::ThreadState> me_;
+  std::unique_ptr<ExecModel> model_;
+  std::unique_ptr<ExecThread> me_;
 };
 
 TEST_F(ProgramsTest, ShippedProgramsProduceTheOutputTheirCommentsExpect) {
@@ -119,7 +119,7 @@ TEST_F(ProgramsTest, ShippedProgramsProduceTheOutputTheirCommentsExpect) {
       if (!std::regex_match(line, m, expect_line)) continue;
       std::vector<Value> args;
       for (const std::string& a : SplitArgs(m[2])) args.push_back(ParseLiteral(a));
-      Vm vm(program, *gil_, *me_);
+      Vm vm(program, *model_, *me_);
       EXPECT_EQ(vm.Call(m[1].str(), args), ParseLiteral(m[3])) << line;
       ++checks;
     }
@@ -137,7 +137,7 @@ TEST_F(ProgramsTest, LoadProgramFindsShippedNames) {
 }
 
 TEST_F(ProgramsTest, PrimesCountsPrimesUpToTenThousand) {
-  Vm vm(LoadProgram("primes"), *gil_, *me_);
+  Vm vm(LoadProgram("primes"), *model_, *me_);
   EXPECT_EQ(vm.Call("handle", {Value::Bytes("10000"), Value::Int(0)}).as_bytes(), "1229");
 }
 
@@ -211,7 +211,7 @@ TEST_F(ProgramsTest, BrokenProgramCorpusIsRejectedOrFailsWithAVmError) {
       }
     } else {
       auto program = Assemble(text, path.filename().string());
-      Vm vm(program, *gil_, *me_, VmOptions{.max_stack = 4096, .max_call_depth = 64, .max_instructions = 1000000});
+      Vm vm(program, *model_, *me_, VmOptions{.max_stack = 4096, .max_call_depth = 64, .max_instructions = 1000000});
       try {
         vm.Call("main", {});
         ADD_FAILURE() << "ran";

@@ -20,18 +20,18 @@ constexpr int64_t kMs = 1'000'000;
 std::string SpinHoldingProgram() { return std::string(GILLAB_INTERP_TESTDATA) + "/spin_holding.gasm"; }
 
 TEST(SpinHolding, EndsEarlyWhenTheVmIsAskedToStop) {
-  auto gil = gil::MakeGil("ticket");
+  auto model = MakeExecModel("ticket");
   auto program = Assemble("func main us\n  load us\n  native spin_holding_us\n  ret\nend\n", "spin.gasm");
-  auto me = gil->Attach(gil::Role::kCpu, "cpu-0");
-  Vm vm(program, *gil, *me);
+  auto me = model->Attach(gil::Role::kCpu, "cpu-0");
+  Vm vm(program, *model, *me);
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     vm.RequestStop();
   });
   const int64_t start_ns = gil::NowNs();
-  gil->Acquire(*me);
+  model->Enter(*me);
   vm.Call("main", {Value::Int(20'000'000)});  // 20 s unless stopped
-  gil->Release(*me);
+  model->Leave(*me);
   const int64_t elapsed_ns = gil::NowNs() - start_ns;
   stopper.join();
   EXPECT_GE(elapsed_ns, 90 * kMs);

@@ -10,9 +10,12 @@
 //
 // The loop is instantiated per (kBreaker, kTicks): kBreaker reads the eval
 // breaker at check points (off for VmOptions::eval_breaker = false, the
-// benchmark's baseline); kTicks counts instructions, for the `mutex` policy's
-// periodic Yield (CPython 2 ticks) and for VmOptions::max_instructions. The
-// choice is made once per Call, so a loop pays nothing for what it does not use.
+// benchmark's baseline); kTicks counts instructions, for the model's ticks
+// (ExecModel::TickInterval: the `mutex` policy's periodic Yield, CPython 2)
+// and for VmOptions::max_instructions. The choice is made once per Call, so a
+// loop pays nothing for what it does not use. The loop reaches the execution
+// model (exec_model.h) only on slow paths: a check point is one relaxed load
+// of the flag the model gave for this Call.
 #include "interp/vm.h"
 
 #include <time.h>
@@ -85,7 +88,17 @@ struct Vm::Impl {
         frames_end(frames.get() + std::max<size_t>(options.max_call_depth, 1)) {}
 
   template <bool kBreaker, bool kTicks>
-  Slot RunLoop(Vm& vm, const Function* entry, Slot* base);
+  Slot RunLoop(Vm& vm, const Function* entry, Slot* base, const std::atomic<bool>* breaker, int64_t tick_interval);
+  // One attempt at the unit: the loop chosen for these options and this model.
+  Slot RunOnce(Vm& vm, const Function* entry, Slot* base);
+  // The check point's and the tick's slow paths: sp is recorded first, since
+  // the model may abort the unit (UnitAborted) there.
+  [[gnu::noinline]] void CheckPointSlow(Vm& vm, Slot* sp);
+  [[gnu::noinline]] void TickSlow(Vm& vm, Slot* sp);
+  // For the shared heap's opcodes: report an access when the model asked for
+  // them (report_heap_accesses, read once per Call); sp recorded first, since
+  // the model may abort the unit there.
+  [[gnu::noinline]] void HeapAccessSlow(Vm& vm, Slot* sp, const HeapAccess& access);
   [[gnu::noinline]] Slot CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame* fp, const Instr* pc);
   [[gnu::noinline]] int CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc);
   // LEN CONCAT BYTE_AT SLICE ITOA ATOI on the stack ending at sp; returns the new sp.
@@ -100,6 +113,7 @@ struct Vm::Impl {
   Frame* frames_end;
   Slot* sp_at_error = nullptr;
   bool running = false;
+  bool report_heap_accesses = false;  // the model's traits().sees_heap_accesses, read once per Call
   gil::Histogram reacquire_wait_ns;
 };
 
@@ -131,13 +145,8 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
     case NativeId::SLEEP_US: {
       const int64_t us = int_arg(0);
       if (us < 0) Fail(sp, fp, pc, fmt::format("sleep_us of a negative time ({})", us));
-      vm.gil_.Release(vm.me_);
-      timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
-      while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-      }
-      const int64_t asked_ns = gil::NowNs();
-      vm.gil_.Acquire(vm.me_);
-      reacquire_wait_ns.Record(gil::NowNs() - asked_ns);
+      const BlockResult r = vm.model_.Block(vm.me_, {.native = info.name, .duration_us = us});
+      reacquire_wait_ns.Record(r.resume_wait_ns);
       return Slot::Int(0);
     }
     case NativeId::SPIN_HOLDING_US: {
@@ -152,14 +161,16 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
     }
     case NativeId::SET_PRIORITY: {
       const int64_t p = std::clamp<int64_t>(int_arg(0), INT_MIN, INT_MAX);
-      vm.gil_.SetLockPriority(vm.me_, static_cast<int>(p));
+      vm.model_.SetPriority(vm.me_, static_cast<int>(p));
       return Slot::Int(0);
     }
     case NativeId::NOW_NS:
+      vm.model_.OnExternalEffect(vm.me_, info.name);
       return Slot::Int(gil::NowNs());
     case NativeId::SHOULD_STOP:
       return Slot::Int(vm.stop_requested() ? 1 : 0);
     case NativeId::PRINT:
+      vm.model_.OnExternalEffect(vm.me_, info.name);
       fmt::print("{}\n", args[0].is_int() ? std::to_string(args[0].i) : args[0].bytes());
       std::fflush(stdout);
       return Slot::Int(0);
@@ -250,16 +261,30 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   }
 }
 
+void Vm::Impl::CheckPointSlow(Vm& vm, Slot* sp) {
+  sp_at_error = sp;
+  vm.model_.OnCheckPoint(vm.me_);
+}
+
+void Vm::Impl::TickSlow(Vm& vm, Slot* sp) {
+  sp_at_error = sp;
+  vm.model_.OnTick(vm.me_);
+}
+
+void Vm::Impl::HeapAccessSlow(Vm& vm, Slot* sp, const HeapAccess& access) {
+  sp_at_error = sp;
+  vm.model_.OnHeapAccess(vm.me_, access);
+}
+
 template <bool kBreaker, bool kTicks>
-Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
-  gil::Gil& gil = vm.gil_;
-  gil::ThreadState& me = vm.me_;
+Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::atomic<bool>* breaker,
+                       int64_t tick_interval) {
   const Slot* const K = program->constants.data();
   const Function* const F = program->functions.data();
-  // kTicks: count instructions, for the mutex policy's periodic Yield and/or
-  // for the max_instructions budget.
-  [[maybe_unused]] const bool yield_on_tick = kBreaker && gil.check_interval() > 0;
-  [[maybe_unused]] const int64_t tick_period = yield_on_tick ? gil.check_interval() : 1024;
+  // kTicks: count instructions, for the model's ticks (tick_interval > 0)
+  // and/or for the max_instructions budget.
+  [[maybe_unused]] const bool yield_on_tick = kBreaker && tick_interval > 0;
+  [[maybe_unused]] const int64_t tick_period = yield_on_tick ? tick_interval : 1024;
   [[maybe_unused]] int64_t ticks = tick_period;
   [[maybe_unused]] const bool budgeted = options.max_instructions > 0;
   [[maybe_unused]] uint64_t budget_left = options.max_instructions;
@@ -279,14 +304,15 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
 #define OP_C (pc[-1].c)
 
 #define FAIL(...) Fail(sp, fp, pc, fmt::format(__VA_ARGS__))
-  // A check point: a single relaxed load of the eval breaker (I3).
-#define CHECK_POINT()                                   \
-  do {                                                  \
-    if constexpr (kBreaker) {                           \
-      if (gil.DropRequested()) [[unlikely]] gil.Yield(me); \
-    }                                                   \
+  // A check point: a single relaxed load of the model's eval breaker.
+#define CHECK_POINT()                                                                   \
+  do {                                                                                  \
+    if constexpr (kBreaker) {                                                           \
+      if (breaker->load(std::memory_order_relaxed)) [[unlikely]] CheckPointSlow(vm, sp); \
+    }                                                                                   \
   } while (0)
-  // CPython 2's ticks: every check_interval instructions, let the OS pick a holder.
+  // The model's ticks: every tick_interval instructions (CPython 2's ticks
+  // under `mutex`: let the OS pick a holder).
 #define TICK()                             \
   do {                                     \
     if constexpr (kTicks) {                \
@@ -297,7 +323,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
             FAIL("instruction budget of {} exhausted", options.max_instructions); \
           budget_left -= tick_period;      \
         }                                  \
-        if (yield_on_tick) gil.Yield(me);  \
+        if (yield_on_tick) TickSlow(vm, sp); \
       }                                    \
     }                                      \
   } while (0)
@@ -632,14 +658,27 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
 #undef FAIL
 }
 
-Vm::Vm(std::shared_ptr<const Program> program, gil::Gil& gil, gil::ThreadState& me, VmOptions options)
-    : impl_(std::make_unique<Impl>(std::move(program), options)), gil_(gil), me_(me) {
+Vm::Vm(std::shared_ptr<const Program> program, ExecModel& model, ExecThread& me, VmOptions options)
+    : impl_(std::make_unique<Impl>(std::move(program), options)), model_(model), me_(me) {
   if (impl_->program == nullptr) throw VmError("Vm needs a program");
 }
 
 Vm::~Vm() = default;
 
 const gil::Histogram& Vm::reacquire_wait_ns() const { return impl_->reacquire_wait_ns; }
+
+Slot Vm::Impl::RunOnce(Vm& vm, const Function* f, Slot* base) {
+  // Read once per attempt: the breaker's address and the tick interval.
+  const int64_t tick_interval = options.eval_breaker ? vm.model_.TickInterval() : 0;
+  const std::atomic<bool>* breaker = &vm.model_.EvalBreaker(vm.me_);
+  report_heap_accesses = vm.model_.traits().sees_heap_accesses;
+  const bool ticks = options.max_instructions > 0 || tick_interval > 0;
+  if (!options.eval_breaker) {
+    return ticks ? RunLoop<false, true>(vm, f, base, breaker, 0) : RunLoop<false, false>(vm, f, base, breaker, 0);
+  }
+  return ticks ? RunLoop<true, true>(vm, f, base, breaker, tick_interval)
+               : RunLoop<true, false>(vm, f, base, breaker, tick_interval);
+}
 
 Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
   Impl& m = *impl_;
@@ -656,27 +695,63 @@ Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
                               m.options.max_stack));
   }
   Slot* base = m.stack.get();
-  Slot* sp = base;
-  for (const Value& v : args) *sp++ = v.is_int() ? Slot::Int(v.as_int()) : Slot::NewStr(v.shared_bytes());
-  m.running = true;
-  m.sp_at_error = nullptr;
-  Slot result;
-  try {
-    const bool ticks = m.options.max_instructions > 0 || (m.options.eval_breaker && gil_.check_interval() > 0);
-    if (!m.options.eval_breaker) {
-      result = ticks ? m.RunLoop<false, true>(*this, f, base) : m.RunLoop<false, false>(*this, f, base);
-    } else {
-      result = ticks ? m.RunLoop<true, true>(*this, f, base) : m.RunLoop<true, false>(*this, f, base);
-    }
-  } catch (...) {
-    // A VmError (or an allocation failure) recorded where the stack ended;
-    // release what it owns. Without a record the strings leak rather than
-    // risk a double free.
+  // A VmError (or an allocation failure, or an aborted unit) recorded where
+  // the stack ended; release what it owns. Without a record the strings leak
+  // rather than risk a double free.
+  auto release_stack = [&] {
     if (m.sp_at_error != nullptr) {
       for (Slot* s = base; s < m.sp_at_error; ++s) DecRef(s->str);
     }
-    m.running = false;
-    throw;
+  };
+  m.running = true;
+  Slot result;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      model_.BeginUnit(me_);
+    } catch (...) {
+      m.running = false;
+      throw;
+    }
+    Slot* sp = base;
+    for (const Value& v : args) *sp++ = v.is_int() ? Slot::Int(v.as_int()) : Slot::NewStr(v.shared_bytes());
+    m.sp_at_error = nullptr;
+    try {
+      result = m.RunOnce(*this, f, base);
+    } catch (const UnitAborted& e) {
+      release_stack();
+      try {
+        model_.EndUnit(me_, UnitEnd::kAborted);
+      } catch (...) {
+        m.running = false;
+        throw;
+      }
+      if (attempt >= m.options.max_unit_retries) {
+        m.running = false;
+        throw VmError(fmt::format("{}: function '{}': atomic unit aborted {} times (last: {})", program.source_name,
+                                  function, attempt + 1, e.what()));
+      }
+      continue;
+    } catch (...) {
+      release_stack();
+      m.running = false;
+      model_.EndUnit(me_, UnitEnd::kFailed);
+      throw;
+    }
+    UnitVerdict verdict;
+    try {
+      verdict = model_.EndUnit(me_, UnitEnd::kCommitted);
+    } catch (...) {
+      DecRef(result.str);
+      m.running = false;
+      throw;
+    }
+    if (verdict == UnitVerdict::kDone) break;
+    DecRef(result.str);  // a refused commit: the result is discarded with the unit
+    if (attempt >= m.options.max_unit_retries) {
+      m.running = false;
+      throw VmError(fmt::format("{}: function '{}': atomic unit refused {} times", program.source_name, function,
+                                attempt + 1));
+    }
   }
   m.running = false;
   if (result.is_int()) return Value::Int(result.i);

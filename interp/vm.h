@@ -1,18 +1,24 @@
 // vm.h — the toy bytecode VM: a stack machine over int64 and immutable byte
-// strings whose threads share one gil::Gil, with CPython 3.11's check points.
+// strings whose threads run under one execution model (exec_model.h: a lock
+// policy through GilModel, later STM or coroutines), with CPython 3.11's
+// check points.
 //
 // A Program is assembled once from .gasm text (assembler.h) and shared,
-// read-only, by any number of Vm objects, one per thread. A Vm runs with the
-// lock held by its thread: Call() expects the caller to hold it and returns
-// holding it. The eval breaker is read at check points only (backward jumps,
-// calls, returns); when it is set the VM yields the lock there. Natives that
-// block (sleep_us) release the lock around the wait; spin_holding_us does not.
+// read-only, by any number of Vm objects, one per thread. A Vm runs with its
+// thread inside the model: Call() expects the caller to be inside (a GIL:
+// holding the lock) and returns inside. Each Call is one atomic unit
+// (BeginUnit/EndUnit). The eval breaker is read at check points only
+// (backward jumps, calls, returns); when it is set the VM calls the model's
+// OnCheckPoint (a GIL yields there). Natives that block (sleep_us) go through
+// the model's Block (a GIL releases around the wait); spin_holding_us does not.
 //
 //   auto program = LoadProgram("echo");             // shipped name or a .gasm path
-//   Vm vm(program, *gil, *me);                      // me: this thread's gil::ThreadState
-//   gil->Acquire(*me);
+//   auto model = MakeExecModel("newgil");
+//   auto me = model->Attach(gil::Role::kIo, "io");
+//   Vm vm(program, *model, *me);
+//   model->Enter(*me);
 //   Value reply = vm.Call("handle", {Value::Bytes(request), Value::Int(work_units)});
-//   gil->Release(*me);
+//   model->Leave(*me);
 #pragma once
 
 #include <atomic>
@@ -24,7 +30,8 @@
 #include <variant>
 #include <vector>
 
-#include "gil/gil.h"
+#include "gil/histogram.h"
+#include "interp/exec_model.h"
 
 namespace gillab::interp {
 
@@ -74,35 +81,40 @@ struct VmOptions {
   // many instructions (counted in blocks of up to 1024): a budget for running
   // untrusted or fuzzed programs, e.g. in tests.
   uint64_t max_instructions = 0;
+  // How many times one Call re-runs an aborted atomic unit (exec_model.h)
+  // before it gives up with a VmError. Never reached under the lock models.
+  int max_unit_retries = 1000;
 };
 
 class Vm {
  public:
-  Vm(std::shared_ptr<const Program> program, gil::Gil& gil, gil::ThreadState& me, VmOptions options = {});
+  // `model` and `me` (attached to `model` by this thread) must outlive the Vm.
+  Vm(std::shared_ptr<const Program> program, ExecModel& model, ExecThread& me, VmOptions options = {});
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
-  // Runs `function` with `args`; the calling thread must hold the lock and
-  // holds it again on return. Throws VmError.
+  // Runs `function` with `args` as one atomic unit; the calling thread must
+  // be inside the model and is inside again on return. Throws VmError.
   Value Call(std::string_view function, const std::vector<Value>& args);
   // Thread-safe: from now on the native should_stop returns 1 (cpu_spin's loop
   // test), and a running spin_holding_us returns at once.
   void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
-  gil::Gil& gil() { return gil_; }
-  gil::ThreadState& thread() { return me_; }
-  // One sample per blocking native (sleep_us): ns from asking for the lock
-  // back after the wait until holding it — the convoy-effect figure. Read it
-  // from the Vm's own thread, or after that thread is done with the Vm.
+  ExecModel& model() { return model_; }
+  ExecThread& thread() { return me_; }
+  // One sample per blocking native (sleep_us): ns from the end of the wait
+  // until the thread was inside the model again (a GIL: holding the lock) —
+  // the convoy-effect figure. Read it from the Vm's own thread, or after that
+  // thread is done with the Vm.
   const gil::Histogram& reacquire_wait_ns() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  gil::Gil& gil_;
-  gil::ThreadState& me_;
+  ExecModel& model_;
+  ExecThread& me_;
   std::atomic<bool> stop_{false};
 };
 

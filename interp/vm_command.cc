@@ -56,20 +56,20 @@ void RunVm(const VmCommandOptions& o) {
   }
   std::vector<Value> args;
   for (const std::string& a : o.args) args.push_back(ParseArg(a));
-  auto gil = gil::MakeGil(o.policy);
-  auto me = gil->Attach(gil::Role::kOther, "vm");
-  Vm vm(program, *gil, *me);
-  gil->Acquire(*me);
+  auto model = MakeExecModel(o.policy);
+  auto me = model->Attach(gil::Role::kOther, "vm");
+  Vm vm(program, *model, *me);
+  model->Enter(*me);
   const int64_t t0 = gil::NowNs();
   Value result;
   try {
     result = vm.Call(o.function, args);
   } catch (...) {
-    gil->Release(*me);
+    model->Leave(*me);
     throw;
   }
   const int64_t elapsed_ns = gil::NowNs() - t0;
-  gil->Release(*me);
+  model->Leave(*me);
   fmt::print("{}\n", result.ToString());
   if (o.time) fmt::print(stderr, "vm: {} ns in {}\n", elapsed_ns, o.function);
 }

@@ -5,7 +5,7 @@
 #include <climits>
 #include <string>
 
-#include "gil/gil.h"
+#include "interp/exec_model.h"
 #include "interp/assembler.h"
 #include "interp/program.h"
 #include "interp/vm.h"
@@ -16,15 +16,15 @@ namespace {
 class VmTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    gil_ = gil::MakeGil("newgil");
-    me_ = gil_->Attach(gil::Role::kOther, "test");
-    gil_->Acquire(*me_);
+    model_ = MakeExecModel("newgil");
+    me_ = model_->Attach(gil::Role::kOther, "test");
+    model_->Enter(*me_);
   }
-  void TearDown() override { gil_->Release(*me_); }
+  void TearDown() override { model_->Leave(*me_); }
 
   Value Run(const std::string& body, std::vector<Value> args = {}, VmOptions options = {}) {
     auto program = Assemble(body, "t.gasm");
-    Vm vm(program, *gil_, *me_, options);
+    Vm vm(program, *model_, *me_, options);
     return vm.Call("main", args);
   }
   // Evaluates `expr` (instructions leaving one value) in a function main().
@@ -38,8 +38,8 @@ class VmTest : public ::testing::Test {
     return "no error";
   }
 
-  std::unique_ptr<gil::Gil> gil_;
-  std::unique_ptr<gil::ThreadState> me_;
+  std::unique_ptr<ExecModel> model_;
+  std::unique_ptr<ExecThread> me_;
 };
 
 TEST_F(VmTest, IntegerArithmetic) {
@@ -199,7 +199,7 @@ TEST_F(VmTest, InstructionBudgetStopsAnEndlessLoop) {
 TEST_F(VmTest, ErrorsLeaveTheVmReusableAndReleaseStrings) {
   auto program = Assemble(
       "func main x\n  push \"a\"\n  load x\n  concat\n  push \"b\"\n  load x\n  add\n  ret\nend\n", "t.gasm");
-  Vm vm(program, *gil_, *me_);
+  Vm vm(program, *model_, *me_);
   for (int i = 0; i < 3; ++i) EXPECT_THROW(vm.Call("main", {Value::Bytes("x")}), VmError);
   EXPECT_THROW(vm.Call("main", {Value::Int(1)}), VmError);  // concat of bytes and int
   // ASan's leak checker verifies the strings were released.
@@ -207,7 +207,7 @@ TEST_F(VmTest, ErrorsLeaveTheVmReusableAndReleaseStrings) {
 
 TEST_F(VmTest, CallChecksNameAndArity) {
   auto program = Assemble("func main a b\n  load a\n  ret\nend\n", "t.gasm");
-  Vm vm(program, *gil_, *me_);
+  Vm vm(program, *model_, *me_);
   EXPECT_THROW(vm.Call("nope", {}), VmError);
   EXPECT_THROW(vm.Call("main", {Value::Int(1)}), VmError);
   EXPECT_EQ(vm.Call("main", {Value::Int(1), Value::Int(2)}).as_int(), 1);
@@ -217,23 +217,23 @@ TEST_F(VmTest, Natives) {
   EXPECT_GT(Eval("native now_ns").as_int(), 0);
   EXPECT_EQ(Eval("native should_stop").as_int(), 0);
   EXPECT_EQ(Eval("push 7\nnative set_priority").as_int(), 0);
-  EXPECT_EQ(me_->lock_priority(), 7);
+  EXPECT_EQ(me_->lock_state()->lock_priority(), 7);
   EXPECT_NE(ErrorOf("push -1\nnative sleep_us").find("negative"), std::string::npos);
   EXPECT_NE(ErrorOf("push \"x\"\nnative spin_holding_us").find("expects an int"), std::string::npos);
   auto program = Assemble("func main\n  call should_stop\n  ret\nend\n", "t.gasm");
-  Vm vm(program, *gil_, *me_);
+  Vm vm(program, *model_, *me_);
   vm.RequestStop();
   EXPECT_EQ(vm.Call("main", {}).as_int(), 1);
 }
 
 TEST_F(VmTest, SleepReleasesAndRecordsTheReacquireWait) {
   auto program = Assemble("func main\n  push 100\n  call sleep_us\n  ret\nend\n", "t.gasm");
-  Vm vm(program, *gil_, *me_);
-  const uint64_t releases = me_->stats().voluntary_releases;
+  Vm vm(program, *model_, *me_);
+  const uint64_t releases = me_->lock_state()->stats().voluntary_releases;
   vm.Call("main", {});
-  EXPECT_EQ(me_->stats().voluntary_releases, releases + 1);
+  EXPECT_EQ(me_->lock_state()->stats().voluntary_releases, releases + 1);
   EXPECT_EQ(vm.reacquire_wait_ns().count(), 1u);
-  EXPECT_TRUE(gil_->HeldBy(*me_));
+  EXPECT_TRUE(model_->Inside(*me_));
 }
 
 }  // namespace

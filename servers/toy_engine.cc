@@ -14,7 +14,7 @@ namespace gillab::servers {
 // One attached thread: its lock record and what Stats() adds to it.
 struct ToyEngine::Entry {
   ThreadRecord record;                  // role, name, tid, os priority; lock figures filled at Stats()
-  std::unique_ptr<gil::ThreadState> state;
+  std::unique_ptr<interp::ExecThread> thread;  // attached to the engine's model
   std::atomic<uint64_t> blocking_sections{0};
   // CPU threads: written by the thread before it ends, read after the join.
   uint64_t iterations = 0;
@@ -24,20 +24,20 @@ struct ToyEngine::Entry {
 namespace {
 // The toy I/O thread attached on this OS thread, if any, so that
 // StopCpuThreads called from it can let go of the lock while it joins.
-thread_local gil::ThreadState* current_io_state = nullptr;
+thread_local interp::ExecThread* current_io_thread = nullptr;
 }  // namespace
 
 class ToyEngine::Io final : public IoThread {
  public:
   Io(ToyEngine& engine, std::shared_ptr<Entry> entry)
-      : engine_(engine), entry_(std::move(entry)), vm_(engine.handler_, *engine.gil_, *entry_->state) {
-    engine_.gil_->Acquire(*entry_->state);
-    previous_io_state_ = current_io_state;
-    current_io_state = entry_->state.get();
+      : engine_(engine), entry_(std::move(entry)), vm_(engine.handler_, *engine.model_, *entry_->thread) {
+    engine_.model_->Enter(*entry_->thread);
+    previous_io_thread_ = current_io_thread;
+    current_io_thread = entry_->thread.get();
   }
   ~Io() override {
-    current_io_state = previous_io_state_;
-    if (engine_.gil_->HeldBy(*entry_->state)) engine_.gil_->Release(*entry_->state);
+    current_io_thread = previous_io_thread_;
+    if (engine_.model_->Inside(*entry_->thread)) engine_.model_->Leave(*entry_->thread);
   }
 
   std::string Handle(std::string_view request) override {
@@ -52,9 +52,9 @@ class ToyEngine::Io final : public IoThread {
   }
   void BeginBlocking() override {
     entry_->blocking_sections.fetch_add(1, std::memory_order_relaxed);
-    engine_.gil_->Release(*entry_->state);
+    engine_.model_->BeginBlocking(*entry_->thread);
   }
-  void EndBlocking() override { engine_.gil_->Acquire(*entry_->state); }
+  void EndBlocking() override { engine_.model_->EndBlocking(*entry_->thread); }
   uint64_t blocking_sections() const override {
     return entry_->blocking_sections.load(std::memory_order_relaxed);
   }
@@ -63,11 +63,14 @@ class ToyEngine::Io final : public IoThread {
   ToyEngine& engine_;
   std::shared_ptr<Entry> entry_;
   interp::Vm vm_;
-  gil::ThreadState* previous_io_state_ = nullptr;
+  interp::ExecThread* previous_io_thread_ = nullptr;
 };
 
 ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
-  gil_ = gil::MakeGil(options_.policy, options_.gil);  // UsageError for an unknown policy
+  model_ = interp::MakeExecModel(options_.policy, {.gil = options_.gil});  // UsageError for an unknown policy
+  // The lock behind the model: what the trace, the stall monitor and Stats() read.
+  gil_ = model_->lock();
+  if (gil_ == nullptr) throw UsageError(fmt::format("the toy engine needs a lock policy, not '{}'", options_.policy));
   if (options_.trace) {
     recorder_ = std::make_unique<gil::TraceRecorder>(options_.trace_options);
     gil_->EnableTrace(recorder_.get());
@@ -88,7 +91,7 @@ int ToyEngine::LockPriorityOf(gil::Role role) const {
 
 std::shared_ptr<ToyEngine::Entry> ToyEngine::NewEntry(gil::Role role, std::string thread_name) {
   auto entry = std::make_shared<Entry>();
-  entry->state = gil_->Attach(role, thread_name, LockPriorityOf(role));
+  entry->thread = model_->Attach(role, thread_name, LockPriorityOf(role));
   entry->record = StartThreadRecord(role, std::move(thread_name), options_.os_priority);
   std::lock_guard lock(mu_);
   entries_.push_back(entry);
@@ -103,13 +106,13 @@ void ToyEngine::StartCpuThreads() {
   if (options_.cpu_threads <= 0 || cpu_.running()) return;
   cpu_.Start(options_.cpu_threads, [this](int index, CpuThreadGroup& group) {
     std::shared_ptr<Entry> entry = NewEntry(gil::Role::kCpu, fmt::format("cpu-{}", index));
-    gil::ThreadState& me = *entry->state;
+    interp::ExecThread& me = *entry->thread;
     const int64_t start_ns = gil::NowNs();
     uint64_t iterations = 0;
     {
-      interp::Vm vm(cpu_spin_, *gil_, me);
+      interp::Vm vm(cpu_spin_, *model_, me);
       group.OnStop(index, [&vm] { vm.RequestStop(); });
-      gil_->Acquire(me);
+      model_->Enter(me);
       try {
         const interp::Value no_limit = interp::Value::Int(0);
         while (!vm.stop_requested()) iterations += static_cast<uint64_t>(vm.Call("main", {no_limit}).as_int());
@@ -117,7 +120,7 @@ void ToyEngine::StartCpuThreads() {
         // A broken cpu_spin program is a build defect; report it and let the thread end.
         fmt::print(stderr, "gillab: cpu thread {}: {}\n", index, e.what());
       }
-      gil_->Release(me);
+      model_->Leave(me);
       group.Leave(index);
     }
     entry->elapsed_ns = gil::NowNs() - start_ns;
@@ -126,11 +129,11 @@ void ToyEngine::StartCpuThreads() {
 }
 
 void ToyEngine::StopCpuThreads() {
-  gil::ThreadState* io = current_io_state;
-  const bool release = io != nullptr && gil_->HeldBy(*io);
-  if (release) gil_->Release(*io);
+  interp::ExecThread* io = current_io_thread;
+  const bool release = io != nullptr && model_->Inside(*io);
+  if (release) model_->BeginBlocking(*io);
   cpu_.Stop();
-  if (release) gil_->Acquire(*io);
+  if (release) model_->EndBlocking(*io);
 }
 
 nlohmann::json ToyEngine::Stats() const {
@@ -139,8 +142,9 @@ nlohmann::json ToyEngine::Stats() const {
     std::lock_guard lock(mu_);
     for (const auto& entry : entries_) {
       ThreadRecord r = entry->record;
-      r.lock_priority = entry->state->lock_priority();
-      r.lock = FiguresOf(*entry->state);
+      const gil::ThreadState& state = *entry->thread->lock_state();  // every toy model has a lock (constructor)
+      r.lock_priority = state.lock_priority();
+      r.lock = FiguresOf(state);
       if (r.role == gil::Role::kIo) r.blocking_sections = entry->blocking_sections.load(std::memory_order_relaxed);
       if (r.role == gil::Role::kCpu) {
         r.iterations = entry->iterations;

@@ -1,15 +1,18 @@
 // toy_engine.h — handler and CPU threads on the toy VM under one gil policy.
 //
-// One gil::Gil (MakeGil(options.policy, options.gil)) is shared by every
-// thread of the engine. An I/O thread attaches with role io, runs the handler
-// program on its own Vm and holds the lock from AttachIo until its IoThread
-// is destroyed, except inside BlockingSections (Release before the blocking
-// call, Acquire after): the way CPython's socket module wraps recv/send in
-// Py_BEGIN_ALLOW_THREADS. CPU threads attach with role cpu and run cpu_spin's
-// main() until StopCpuThreads, yielding at the VM's check points when a waiter
-// asks. Every gil::ThreadState lives as long as the engine: the next holder
+// One execution model (interp::MakeExecModel(options.policy, ...): a lock
+// policy behind interp::GilModel) is shared by every thread of the engine. An
+// I/O thread attaches with role io, runs the handler program on its own Vm and
+// is inside the model (holds the lock) from AttachIo until its IoThread is
+// destroyed, except inside BlockingSections (the model's BeginBlocking before
+// the blocking call, EndBlocking after): the way CPython's socket module wraps
+// recv/send in Py_BEGIN_ALLOW_THREADS. CPU threads attach with role cpu and
+// run cpu_spin's main() until StopCpuThreads, yielding at the VM's check
+// points when a waiter asks. Every thread's record (interp::ExecThread and the
+// gil::ThreadState behind it) lives as long as the engine: the next holder
 // counts hand-offs into the previous holder's record, and Stats() reports
-// threads that detached long ago.
+// threads that detached long ago. The trace, the stall monitor and Stats()
+// read the model's lock (ExecModel::lock()).
 //
 //   ToyEngine engine({.policy = "newgil", .cpu_threads = 1});
 //   engine.StartCpuThreads();
@@ -31,6 +34,7 @@
 
 namespace gillab::interp {
 struct Program;
+class ExecModel;
 }
 
 namespace gillab::servers {
@@ -61,7 +65,8 @@ class ToyEngine final : public Engine {
 
   EngineOptions options_;
   std::unique_ptr<gil::TraceRecorder> recorder_;  // with options_.trace; outlives the lock
-  std::unique_ptr<gil::Gil> gil_;  // declared first: outlives every ThreadState below
+  std::unique_ptr<interp::ExecModel> model_;  // declared first: outlives every thread below
+  gil::Gil* gil_ = nullptr;                   // model_'s lock
   std::unique_ptr<gil::StallMonitor> stall_monitor_;  // with options_.stall_threshold_ms > 0; watches gil_
   std::shared_ptr<const interp::Program> handler_;
   std::shared_ptr<const interp::Program> cpu_spin_;

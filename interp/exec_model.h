@@ -1,0 +1,200 @@
+// exec_model.h — the seam between the VM and an execution model (design §9).
+//
+// An execution model decides how VM threads may run at the same time: one at
+// a time under a lock policy (gil_model.h wraps every gil::Gil), all at once
+// under `none`, optimistically under `stm` (issue 13), as green coroutines on
+// a hub (issue 12), or as a parallel context outside the lock (issue 14). The
+// VM (vm.h) knows only this interface; it never names a lock. The registry at
+// the bottom builds a model by its `--policy` name, so a new model is one new
+// class and one row in exec_models.cc.
+//
+// Who calls what, on which thread. Every hook that takes an ExecThread& is
+// called by the OS thread that attached it (Attach), never concurrently for
+// the same ExecThread; hooks on different ExecThreads run concurrently. The
+// VM calls, within one Vm::Call:
+//
+//   BeginUnit ─┬─ [check point: breaker set] OnCheckPoint ─┬─ EndUnit
+//              ├─ [every TickInterval() instructions] OnTick│
+//              ├─ [blocking native] Block                   │
+//              ├─ [native with an effect outside the heap]  │
+//              │   OnExternalEffect                         │
+//              ├─ [set_priority] SetPriority                │
+//              └─ [shared-heap access, if traits().sees_heap_accesses]
+//                  OnHeapAccess ───────────────────────────┘
+//
+// and reads EvalBreaker(t), TickInterval() and traits() once per run of the
+// unit, right after BeginUnit (a re-run unit reads them again). Servers and engines call Attach, Enter/Leave (the thread starts
+// or stops running VM code: a GIL's Acquire/Release) and BeginBlocking/
+// EndBlocking around their own waits (recv, accept: Py_BEGIN_ALLOW_THREADS).
+// A thread is *inside* the model between Enter and Leave, outside a blocking
+// section; Vm::Call requires the caller to be inside and returns inside.
+//
+// The fast path is free: a check point is ONE relaxed load of the flag that
+// EvalBreaker returned, the virtual OnCheckPoint runs only when it is set; a
+// loop pays for ticks only when TickInterval() > 0; heap accesses reach the
+// model only when its traits ask for them.
+//
+// Atomic units (STM's transactions). A unit is one Vm::Call. A hook may end
+// it early by throwing UnitAborted (e.g. a conflict seen in OnHeapAccess or at
+// a check point): the VM unwinds the call, calls EndUnit(t, kAborted), and
+// runs the call again from the start with the same arguments. EndUnit may
+// also refuse a finished unit (a failed commit) by returning kRetry. The VM
+// re-runs at most VmOptions::max_unit_retries times, then throws VmError.
+// A unit that threw a VmError ends with kFailed and is never re-run.
+//
+//   auto model = MakeExecModel("newgil", {.switch_interval_us = 5000});
+//   auto me = model->Attach(gil::Role::kIo, "io");
+//   model->Enter(*me);
+//   Vm vm(program, *model, *me);
+//   vm.Call("handle", {...});
+//   model->Leave(*me);
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gil/gil.h"
+
+namespace gillab::interp {
+
+// One thread's membership in a model (for green coroutines, later: one
+// coroutine's). Models subclass it; the VM and the engines only pass it back.
+class ExecThread {
+ public:
+  virtual ~ExecThread() = default;
+  ExecThread(const ExecThread&) = delete;
+  ExecThread& operator=(const ExecThread&) = delete;
+
+  // The lock's record of this thread (statistics, traces), or nullptr when
+  // the model has no lock. Read it as gil::ThreadState's contract says.
+  virtual const gil::ThreadState* lock_state() const { return nullptr; }
+
+ protected:
+  ExecThread() = default;
+};
+
+// What a model is, as data, read once per Call or by the tools around it.
+struct ExecTraits {
+  // At most one thread runs VM code at a time (the GILs).
+  bool exclusive = true;
+  // The VM reports shared-heap accesses (OnHeapAccess). Off for the GILs and
+  // `none`: their heap accesses cost what an unguarded access costs.
+  bool sees_heap_accesses = false;
+  // EndUnit may return kRetry and hooks may throw UnitAborted (STM).
+  bool units_may_abort = false;
+};
+
+// A timed wait of a blocking native (sleep_us). Later kinds (a simulated
+// backend call, a socket wait) add fields here.
+struct BlockingWait {
+  std::string_view native;  // the native's name, for traces and logs
+  int64_t duration_us = 0;  // >= 0
+};
+
+struct BlockResult {
+  // From the end of the wait until the thread was inside the model again
+  // (a GIL: the re-acquisition, the convoy-effect figure), in ns.
+  int64_t resume_wait_ns = 0;
+};
+
+// A shared-heap access the VM reports when traits().sees_heap_accesses.
+struct HeapAccess {
+  enum class Kind : uint8_t { kRead, kWrite };
+  Kind kind = Kind::kRead;
+  const void* cell = nullptr;  // the global cell or table touched: its identity, not its value
+};
+
+enum class UnitEnd : uint8_t {
+  kCommitted,  // the call returned a value
+  kFailed,     // the call threw a VmError (never re-run)
+  kAborted,    // a hook threw UnitAborted (re-run)
+};
+enum class UnitVerdict : uint8_t { kDone, kRetry };
+
+// Thrown by a hook to abort the running atomic unit (see above). Never
+// escapes Vm::Call except as the VmError that reports too many retries.
+struct UnitAborted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class ExecModel {
+ public:
+  virtual ~ExecModel() = default;
+  ExecModel(const ExecModel&) = delete;
+  ExecModel& operator=(const ExecModel&) = delete;
+
+  // The registry name (`--policy`).
+  virtual std::string_view name() const = 0;
+  virtual const ExecTraits& traits() const = 0;
+  // The lock behind the model, for observers only (stall monitor, trace,
+  // lock statistics); nullptr when it has none. The VM never calls it.
+  virtual gil::Gil* lock() { return nullptr; }
+
+  // --- threads (engines, servers, tests) ---------------------------------
+  // Registers the calling OS thread. The ExecThread must be used by that
+  // thread only, must outlive every call that names it, and must not
+  // outlive the model.
+  virtual std::unique_ptr<ExecThread> Attach(gil::Role role, std::string name, int priority = 0) = 0;
+  // The calling thread starts (Enter) or stops (Leave) running VM code. Enter
+  // may block (a GIL: Acquire). Leave only from inside.
+  virtual void Enter(ExecThread& t) = 0;
+  virtual void Leave(ExecThread& t) = 0;
+  // Whether t is inside (entered, not in a blocking section). Only t's own
+  // thread may ask, or anyone once t's thread is done with the model.
+  virtual bool Inside(const ExecThread& t) const = 0;
+  // Around a wait that is not VM code (recv, accept, a join): others may run
+  // meanwhile. From inside; EndBlocking returns inside (and may block).
+  virtual void BeginBlocking(ExecThread& t) = 0;
+  virtual void EndBlocking(ExecThread& t) = 0;
+
+  // --- read once per run of a unit, right after BeginUnit --------------------
+  // The eval breaker the VM polls at every check point with one relaxed load.
+  // The flag lives as long as t; a stale read only delays OnCheckPoint to the
+  // next check point, so the model must keep it set until it is served.
+  virtual const std::atomic<bool>& EvalBreaker(const ExecThread& t) const = 0;
+  // Instructions between OnTick calls; 0: no ticks.
+  virtual int64_t TickInterval() const = 0;
+
+  // --- the VM's hooks, on t's thread, t inside ----------------------------
+  // One atomic unit (one Vm::Call) starts / ends. EndUnit's verdict is read
+  // only for kCommitted; kRetry re-runs the unit.
+  virtual void BeginUnit(ExecThread& t) = 0;
+  virtual UnitVerdict EndUnit(ExecThread& t, UnitEnd how) = 0;
+  // A check point (backward jump, call, return) found the breaker set.
+  // Returns inside (a GIL: Yield). May throw UnitAborted.
+  virtual void OnCheckPoint(ExecThread& t) = 0;
+  // TickInterval() instructions have run since the last tick. Returns inside.
+  virtual void OnTick(ExecThread& t) = 0;
+  // A blocking native: perform the wait, letting others run meanwhile, and
+  // return inside. The default is BeginBlocking, the wait on this OS thread,
+  // EndBlocking; a green model parks the coroutine instead.
+  virtual BlockResult Block(ExecThread& t, const BlockingWait& wait);
+  // A native whose effect leaves the heap (now_ns, print) is about to run: an
+  // STM unit becomes inevitable here. The GILs do nothing.
+  virtual void OnExternalEffect(ExecThread& t, std::string_view native) = 0;
+  // A shared-heap access, reported only when traits().sees_heap_accesses.
+  // May throw UnitAborted. The GILs do nothing (and are never asked).
+  virtual void OnHeapAccess(ExecThread& t, const HeapAccess& access) = 0;
+  // The set_priority native: a scheduling hint; models without priorities ignore it.
+  virtual void SetPriority(ExecThread& t, int priority) = 0;
+
+ protected:
+  ExecModel() = default;
+};
+
+// Options every model may read (each reads the ones it knows).
+struct ExecModelOptions {
+  gil::GilOptions gil;  // the lock policies' options (switch interval, check interval, ...)
+};
+
+// The model names, in `gillab list` order (today: the lock policies).
+const std::vector<std::string>& ExecModelNames();
+// Builds a model by name. Throws UsageError for an unknown name or invalid options.
+std::unique_ptr<ExecModel> MakeExecModel(std::string_view name, const ExecModelOptions& options = {});
+
+}  // namespace gillab::interp
