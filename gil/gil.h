@@ -132,6 +132,9 @@ class Gil {
   const GilOptions& options() const { return options_; }
   // Instructions between forced releases for the VM's countdown; 0 means none.
   int64_t check_interval() const { return name_ == "mutex" ? options_.check_interval : 0; }
+  // True when at most one thread holds the lock (every policy but `none`): the
+  // shared heap may then be accessed plainly (interp/heap.h).
+  bool is_exclusive() const { return exclusive(); }
 
   // Registers the calling thread. The state must be used by that thread only
   // and must outlive every call that names it.

@@ -85,6 +85,9 @@ class FunctionVerifier {
       case Operand::kNative:
         if (ins.a >= kNativeCount) Fail(pc, "native index out of range");
         break;
+      case Operand::kGlobal:
+        if (ins.a >= program_.globals.size()) Fail(pc, "global index out of range");
+        break;
       default:
         break;
     }

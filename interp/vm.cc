@@ -29,6 +29,7 @@
 
 #include "interp/assembler.h"
 #include "interp/config.h"
+#include "interp/heap.h"
 #include "interp/natives.h"
 #include "interp/program.h"
 
@@ -61,11 +62,13 @@ inline void CopySlot(Slot* dst, const Slot* src) {
   dst->i = i;
 }
 
-const char* TypeName(const Slot& s) { return s.is_int() ? "int" : "bytes"; }
+const char* TypeName(const Slot& s) { return s.is_int() ? "int" : s.is_table() ? "table" : "bytes"; }
 
+// Ints by value, bytes bytewise, tables by identity; different kinds differ.
 bool Equal(const Slot& x, const Slot& y) {
-  if (x.is_int() != y.is_int()) return false;
-  return x.is_int() ? x.i == y.i : x.bytes() == y.bytes();
+  if (x.is_int() || y.is_int()) return x.is_int() && y.is_int() && x.i == y.i;
+  if (x.is_table() || y.is_table()) return x.str->table == y.str->table;
+  return x.bytes() == y.bytes();
 }
 
 std::string Shorten(const std::string& s) {
@@ -73,6 +76,9 @@ std::string Shorten(const std::string& s) {
   for (char c : s.substr(0, 24)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
   return s.size() > 24 ? out + "..." : out;
 }
+
+// A table key as an error message shows it.
+std::string KeyText(const Slot& k) { return k.is_int() ? std::to_string(k.i) : "'" + Shorten(k.bytes()) + "'"; }
 
 }  // namespace
 
@@ -90,6 +96,11 @@ struct Vm::Impl {
   [[gnu::noinline]] int CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc);
   // LEN CONCAT BYTE_AT SLICE ITOA ATOI on the stack ending at sp; returns the new sp.
   [[gnu::noinline]] Slot* StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
+  // TNEW TGET TSET TDEL THAS TKEYS on the stack ending at sp; returns the new sp.
+  [[gnu::noinline]] Slot* TableOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
+  // GLOAD / GSTORE when the value is not an int or the heap is concurrent.
+  [[gnu::noinline]] void LoadGlobal(Cell& cell, Slot* sp);
+  [[gnu::noinline]] void StoreGlobal(Cell& cell, Slot* sp);
   [[noreturn]] void Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::string& message);
 
   std::shared_ptr<const Program> program;
@@ -101,6 +112,8 @@ struct Vm::Impl {
   Slot* sp_at_error = nullptr;
   bool running = false;
   gil::Histogram reacquire_wait_ns;
+  std::shared_ptr<Heap> heap;
+  std::vector<Cell*> globals;  // G[a]: the heap's cell of program->globals[a]
 };
 
 void Vm::Impl::Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::string& message) {
@@ -115,7 +128,7 @@ void Vm::Impl::Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::strin
 
 int Vm::Impl::CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc) {
   if (x.is_int() && y.is_int()) return x.i < y.i ? -1 : x.i > y.i;
-  if (x.is_int() || y.is_int()) Fail(sp, fp, pc, fmt::format("cannot order {} and {}", TypeName(x), TypeName(y)));
+  if (!x.is_bytes() || !y.is_bytes()) Fail(sp, fp, pc, fmt::format("cannot order {} and {}", TypeName(x), TypeName(y)));
   const int c = x.bytes().compare(y.bytes());
   return c < 0 ? -1 : c > 0;
 }
@@ -124,7 +137,7 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
   sp_at_error = sp;
   const NativeInfo& info = kNativeInfo[static_cast<int>(id)];
   auto int_arg = [&](int k) {
-    if (!args[k].is_int()) Fail(sp, fp, pc, fmt::format("native '{}' expects an int, got bytes", info.name));
+    if (!args[k].is_int()) Fail(sp, fp, pc, fmt::format("native '{}' expects an int, got {}", info.name, TypeName(args[k])));
     return args[k].i;
   };
   switch (id) {
@@ -160,7 +173,9 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
     case NativeId::SHOULD_STOP:
       return Slot::Int(vm.stop_requested() ? 1 : 0);
     case NativeId::PRINT:
-      fmt::print("{}\n", args[0].is_int() ? std::to_string(args[0].i) : args[0].bytes());
+      fmt::print("{}\n", args[0].is_int()     ? std::to_string(args[0].i)
+                          : args[0].is_bytes() ? args[0].bytes()
+                                               : fmt::format("table({})", heap->Len(*args[0].str->table)));
       std::fflush(stdout);
       return Slot::Int(0);
   }
@@ -172,8 +187,8 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   switch (op) {
     case Op::LEN: {
       Slot* s = sp - 1;
-      if (s->is_int()) Fail(sp, fp, pc, "expects bytes, got int");
-      const auto n = static_cast<int64_t>(s->bytes().size());
+      if (s->is_int()) Fail(sp, fp, pc, "expects bytes or a table, got int");
+      const auto n = s->is_table() ? heap->Len(*s->str->table) : static_cast<int64_t>(s->bytes().size());
       DecRef(s->str);
       *s = Slot::Int(n);
       return sp;
@@ -181,7 +196,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     case Op::CONCAT: {
       Slot* x = sp - 2;
       Slot* y = sp - 1;
-      if (x->is_int() || y->is_int()) {
+      if (!x->is_bytes() || !y->is_bytes()) {
         Fail(sp, fp, pc, fmt::format("expects two bytes, got {} and {}", TypeName(*x), TypeName(*y)));
       }
       if (x->bytes().size() + y->bytes().size() > kMaxStringBytes) {
@@ -196,7 +211,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     case Op::BYTE_AT: {
       Slot* s = sp - 2;
       const Slot* i = sp - 1;
-      if (s->is_int() || !i->is_int()) {
+      if (!s->is_bytes() || !i->is_int()) {
         Fail(sp, fp, pc, fmt::format("expects bytes and an int, got {} and {}", TypeName(*s), TypeName(*i)));
       }
       if (i->i < 0 || static_cast<uint64_t>(i->i) >= s->bytes().size()) {
@@ -211,7 +226,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
       Slot* s = sp - 3;
       const Slot* i = sp - 2;
       const Slot* j = sp - 1;
-      if (s->is_int() || !i->is_int() || !j->is_int()) {
+      if (!s->is_bytes() || !i->is_int() || !j->is_int()) {
         Fail(sp, fp, pc, fmt::format("expects bytes, int, int, got {}, {}, {}", TypeName(*s), TypeName(*i), TypeName(*j)));
       }
       const auto n = static_cast<int64_t>(s->bytes().size());
@@ -225,7 +240,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     }
     case Op::ITOA: {
       Slot* s = sp - 1;
-      if (!s->is_int()) Fail(sp, fp, pc, "expects an int, got bytes");
+      if (!s->is_int()) Fail(sp, fp, pc, fmt::format("expects an int, got {}", TypeName(*s)));
       char digits[24];
       const auto res = std::to_chars(digits, digits + sizeof(digits), s->i);
       *s = Slot::NewStr(std::string(digits, res.ptr));
@@ -233,7 +248,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     }
     case Op::ATOI: {
       Slot* s = sp - 1;
-      if (s->is_int()) Fail(sp, fp, pc, "expects bytes, got int");
+      if (!s->is_bytes()) Fail(sp, fp, pc, fmt::format("expects bytes, got {}", TypeName(*s)));
       const std::string& text = s->bytes();
       int64_t value = 0;
       const char* last = text.data() + text.size();
@@ -250,17 +265,93 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   }
 }
 
+void Vm::Impl::LoadGlobal(Cell& cell, Slot* sp) {
+  sp_at_error = sp;
+  *sp = heap->Load(cell);
+}
+
+void Vm::Impl::StoreGlobal(Cell& cell, Slot* sp) {
+  sp_at_error = sp;  // sp[0], the value, is consumed by Store
+  heap->Store(cell, *sp);
+}
+
+Slot* Vm::Impl::TableOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
+  sp_at_error = sp;  // every failure below leaves the stack as it is
+  auto table_at = [&](const Slot* s) -> Table& {
+    if (!s->is_table()) Fail(sp, fp, pc, fmt::format("expects a table, got {}", TypeName(*s)));
+    return *s->str->table;
+  };
+  auto check_key = [&](const Slot* k) {
+    if (k->is_table()) Fail(sp, fp, pc, "a table cannot be a key: keys are ints or bytes");
+  };
+  switch (op) {
+    case Op::TNEW:
+      *sp = heap->NewTable();
+      return sp + 1;
+    case Op::TGET: {
+      Slot* t = sp - 2;
+      Slot* k = sp - 1;
+      Table& table = table_at(t);
+      check_key(k);
+      Slot v;
+      if (!heap->Get(table, *k, &v)) Fail(sp, fp, pc, fmt::format("no key {} in the table", KeyText(*k)));
+      DecRef(k->str);
+      DecRef(t->str);
+      *t = v;
+      return sp - 1;
+    }
+    case Op::TSET: {
+      Slot* t = sp - 3;
+      Slot* k = sp - 2;
+      Table& table = table_at(t);
+      check_key(k);
+      sp_at_error = sp - 1;  // Set consumes the value
+      heap->Set(table, *k, sp[-1]);
+      DecRef(k->str);
+      DecRef(t->str);
+      return sp - 3;
+    }
+    case Op::TDEL:
+    case Op::THAS: {
+      Slot* t = sp - 2;
+      Slot* k = sp - 1;
+      Table& table = table_at(t);
+      check_key(k);
+      const bool r = op == Op::TDEL ? heap->Del(table, *k) : heap->Has(table, *k);
+      DecRef(k->str);
+      DecRef(t->str);
+      if (op == Op::TDEL) return sp - 2;
+      *t = Slot::Int(r);
+      return sp - 1;
+    }
+    case Op::TKEYS: {
+      Slot* t = sp - 1;
+      const Slot keys = heap->Keys(table_at(t));
+      DecRef(t->str);
+      *t = keys;
+      return sp;
+    }
+    default:
+      Fail(sp, fp, pc, "not a table operation");
+  }
+}
+
 template <bool kBreaker, bool kTicks>
 Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
   gil::Gil& gil = vm.gil_;
   gil::ThreadState& me = vm.me_;
   const Slot* const K = program->constants.data();
   const Function* const F = program->functions.data();
+  Cell* const* const G = globals.data();
+  const bool concurrent_heap = heap->concurrent();
   // kTicks: count instructions, for the mutex policy's periodic Yield and/or
   // for the max_instructions budget.
   [[maybe_unused]] const bool yield_on_tick = kBreaker && gil.check_interval() > 0;
   [[maybe_unused]] const int64_t tick_period = yield_on_tick ? gil.check_interval() : 1024;
   [[maybe_unused]] int64_t ticks = tick_period;
+  // A tick's Yield waits for the next check point: a sequence without one
+  // (`gload c; push 1; add; gstore c`) stays atomic under `mutex` too (§8).
+  [[maybe_unused]] bool tick_yield_due = false;
   [[maybe_unused]] const bool budgeted = options.max_instructions > 0;
   [[maybe_unused]] uint64_t budget_left = options.max_instructions;
 
@@ -285,8 +376,15 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
     if constexpr (kBreaker) {                           \
       if (gil.DropRequested()) [[unlikely]] gil.Yield(me); \
     }                                                   \
+    if constexpr (kTicks) {                             \
+      if (tick_yield_due) [[unlikely]] {                \
+        tick_yield_due = false;                         \
+        gil.Yield(me);                                  \
+      }                                                 \
+    }                                                   \
   } while (0)
-  // CPython 2's ticks: every check_interval instructions, let the OS pick a holder.
+  // CPython 2's ticks: every check_interval instructions, let the OS pick a
+// holder at the next check point.
 #define TICK()                             \
   do {                                     \
     if constexpr (kTicks) {                \
@@ -297,7 +395,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
             FAIL("instruction budget of {} exhausted", options.max_instructions); \
           budget_left -= tick_period;      \
         }                                  \
-        if (yield_on_tick) gil.Yield(me);  \
+        if (yield_on_tick) tick_yield_due = true; \
       }                                    \
     }                                      \
   } while (0)
@@ -377,7 +475,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
   }
   CASE(INC) {
     Slot& l = L[OP_A];
-    if (!l.is_int()) [[unlikely]] FAIL("cannot add an int to bytes");
+    if (!l.is_int()) [[unlikely]] FAIL("cannot add an int to {}", TypeName(l));
     l.i = WrapAdd(l.i, OP_B);
     NEXT();
   }
@@ -402,12 +500,12 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
 #undef INT_BINARY
 
   CASE(NEG) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("cannot negate bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("cannot negate {}", TypeName(sp[-1]));
     sp[-1].i = WrapSub(0, sp[-1].i);
     NEXT();
   }
   CASE(NOT) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int, got bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int, got {}", TypeName(sp[-1]));
     sp[-1].i = sp[-1].i == 0;
     NEXT();
   }
@@ -454,13 +552,13 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
     NEXT();
   }
   CASE(JZ) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got {}", TypeName(sp[-1]));
     --sp;
     JUMP_IF(sp->i == 0);
     NEXT();
   }
   CASE(JNZ) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got {}", TypeName(sp[-1]));
     --sp;
     JUMP_IF(sp->i != 0);
     NEXT();
@@ -614,6 +712,41 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
     NEXT();
   }
 
+  // The shared heap (heap.h). An int in a non-concurrent heap (every
+  // exclusive lock policy) is one plain load or store; the rest is out of line.
+  CASE(GLOAD) {
+    Cell* const c = G[OP_A];
+    if (!concurrent_heap && c->value.is_int()) [[likely]] {
+      *sp = Slot::Int(c->value.i);
+    } else {
+      LoadGlobal(*c, sp);
+    }
+    ++sp;
+    NEXT();
+  }
+  CASE(GSTORE) {
+    Cell* const c = G[OP_A];
+    --sp;
+    if (!concurrent_heap && sp->is_int() && c->value.is_int()) [[likely]] {
+      c->value.i = sp->i;
+    } else {
+      StoreGlobal(*c, sp);
+    }
+    NEXT();
+  }
+#define TABLE_OP(name)                    \
+  CASE(name) {                            \
+    sp = TableOp(Op::name, sp, fp, pc);   \
+    NEXT();                               \
+  }
+  TABLE_OP(TNEW)
+  TABLE_OP(TGET)
+  TABLE_OP(TSET)
+  TABLE_OP(TDEL)
+  TABLE_OP(THAS)
+  TABLE_OP(TKEYS)
+#undef TABLE_OP
+
 #if GILLAB_VM_COMPUTED_GOTO
   }
 #else
@@ -635,7 +768,13 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
 Vm::Vm(std::shared_ptr<const Program> program, gil::Gil& gil, gil::ThreadState& me, VmOptions options)
     : impl_(std::make_unique<Impl>(std::move(program), options)), gil_(gil), me_(me) {
   if (impl_->program == nullptr) throw VmError("Vm needs a program");
+  Impl& m = *impl_;
+  m.heap = m.options.heap != nullptr ? m.options.heap : std::make_shared<Heap>(HeapOptions{.concurrent = !gil.is_exclusive()});
+  m.options.heap = nullptr;  // the Impl's own shared_ptr keeps it alive
+  for (const std::string& name : m.program->globals) m.globals.push_back(m.heap->Global(name));
 }
+
+Heap& Vm::heap() { return *impl_->heap; }
 
 Vm::~Vm() = default;
 
@@ -680,6 +819,10 @@ Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
   }
   m.running = false;
   if (result.is_int()) return Value::Int(result.i);
+  if (result.is_table()) {
+    DecRef(result.str);
+    throw VmError(fmt::format("{}: function '{}' returned a table: return an int or bytes", program.source_name, function));
+  }
   Value out = Value::SharedBytes(result.str->bytes);
   DecRef(result.str);
   return out;

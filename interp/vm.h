@@ -29,6 +29,8 @@
 namespace gillab::interp {
 
 // An int64 or an immutable byte string (cheap to copy: the bytes are shared).
+// Tables (heap.h) live only inside the VM and its heap: a call that returns
+// one is a VmError.
 class Value {
  public:
   Value() : v_(int64_t{0}) {}
@@ -57,6 +59,7 @@ class Value {
 };
 
 struct Program;  // assembled code; see assembler.h
+class Heap;      // the shared heap: globals and tables (heap.h)
 
 // A runtime error in a program (type error, stack overflow, division by zero,
 // unknown function): the message names the function and instruction.
@@ -74,6 +77,10 @@ struct VmOptions {
   // many instructions (counted in blocks of up to 1024): a budget for running
   // untrusted or fuzzed programs, e.g. in tests.
   uint64_t max_instructions = 0;
+  // The shared heap (globals, tables) this Vm reads and writes; every Vm of
+  // one engine or run shares one. nullptr: the Vm makes a private one,
+  // concurrent unless the lock is exclusive (gil::Gil::is_exclusive()).
+  std::shared_ptr<Heap> heap = nullptr;
 };
 
 class Vm {
@@ -92,6 +99,7 @@ class Vm {
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
   gil::Gil& gil() { return gil_; }
+  Heap& heap();
   gil::ThreadState& thread() { return me_; }
   // One sample per blocking native (sleep_us): ns from asking for the lock
   // back after the wait until holding it — the convoy-effect figure. Read it

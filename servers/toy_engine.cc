@@ -30,7 +30,7 @@ thread_local gil::ThreadState* current_io_state = nullptr;
 class ToyEngine::Io final : public IoThread {
  public:
   Io(ToyEngine& engine, std::shared_ptr<Entry> entry)
-      : engine_(engine), entry_(std::move(entry)), vm_(engine.handler_, *engine.gil_, *entry_->state) {
+      : engine_(engine), entry_(std::move(entry)), vm_(engine.handler_, *engine.gil_, *entry_->state, interp::VmOptions{.heap = engine.heap_}) {
     engine_.gil_->Acquire(*entry_->state);
     previous_io_state_ = current_io_state;
     current_io_state = entry_->state.get();
@@ -77,6 +77,8 @@ ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   }
   handler_ = interp::LoadProgram(options_.handler);     // UsageError naming FILE:LINE:COL
   cpu_spin_ = interp::LoadProgram("cpu_spin");
+  // Concurrent when VM threads may run at the same time (policy `none`).
+  heap_ = std::make_shared<interp::Heap>(interp::HeapOptions{.concurrent = !gil_->is_exclusive()});
 }
 
 ToyEngine::~ToyEngine() { StopCpuThreads(); }
@@ -110,7 +112,7 @@ void ToyEngine::StartCpuThreads() {
     const int64_t start_ns = gil::NowNs();
     uint64_t iterations = 0;
     {
-      interp::Vm vm(cpu_spin_, *gil_, me);
+      interp::Vm vm(cpu_spin_, *gil_, me, interp::VmOptions{.heap = heap_});
       group.OnStop(index, [&vm] { vm.RequestStop(); });
       gil_->Acquire(me);
       try {
