@@ -40,7 +40,7 @@ void FreeTables(std::vector<Table*> dead) {
     Table* t = dead.back();
     dead.pop_back();
     t->heap->Unlink(t);
-    for (HeapValue& v : t->array) DropValue(v, dead);
+    for (size_t k = 0; k < t->array.size(); ++k) DropValue(t->array[k], dead);
     for (auto& [k, v] : t->ints) DropValue(v, dead);
     for (auto& [k, v] : t->strings) DropValue(v, dead);
     delete t;
@@ -229,7 +229,7 @@ bool Heap::Del(Table& t, const Slot& key) {
       old = std::move(t.array[k]);
       // The array stays dense: what followed the hole moves to the hash part.
       for (size_t j = k + 1; j < t.array.size(); ++j) t.ints.emplace(static_cast<int64_t>(j), std::move(t.array[j]));
-      t.array.resize(k);
+      t.array.Truncate(k);
     } else if (key.is_int()) {
       auto it = t.ints.find(key.i);
       if (it == t.ints.end()) return false;
@@ -273,7 +273,6 @@ Slot Heap::Keys(Table& t) {
   std::sort(strings.begin(), strings.end());
   Slot out = NewTable();
   Table& u = *out.str->table;  // not shared yet: no lock needed
-  u.array.reserve(ints.size() + strings.size());
   for (int64_t k : ints) u.array.push_back(HeapValue{.i = k, .table = nullptr, .bytes = nullptr});
   for (std::string& s : strings) {
     u.array.push_back(HeapValue{.i = 0, .table = nullptr, .bytes = std::make_shared<const std::string>(std::move(s))});

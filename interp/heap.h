@@ -76,6 +76,31 @@ struct HeapValue {
   bool is_int() const { return table == nullptr && bytes == nullptr; }
 };
 
+// A table's array part: the values of keys 0..size()-1, in chunks of 256 so
+// that growing never copies and a filled-then-freed table's memory returns
+// to malloc's free lists instead of costing fresh pages (page faults) again.
+class ArrayPart {
+ public:
+  static constexpr size_t kChunk = 256;
+  size_t size() const { return size_; }
+  HeapValue& operator[](size_t k) { return chunks_[k / kChunk][k % kChunk]; }
+  const HeapValue& operator[](size_t k) const { return chunks_[k / kChunk][k % kChunk]; }
+  void push_back(HeapValue v) {
+    if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<HeapValue[]>(kChunk));
+    (*this)[size_++] = std::move(v);
+  }
+  // Drops keys n..size()-1 without releasing what they hold (the caller moved it out).
+  void Truncate(size_t n) {
+    for (size_t k = n; k < size_; ++k) (*this)[k] = HeapValue{};
+    size_ = n;
+    chunks_.resize((n + kChunk - 1) / kChunk);
+  }
+
+ private:
+  std::vector<std::unique_ptr<HeapValue[]>> chunks_;
+  size_t size_ = 0;
+};
+
 // A global: one named cell of the heap.
 struct Cell {
   SpinLock lock;  // concurrent heap only
@@ -89,7 +114,7 @@ struct Table {
   std::atomic<int64_t> refs{1};
   Heap* heap = nullptr;
   SpinLock lock;  // concurrent heap only
-  std::vector<HeapValue> array;
+  ArrayPart array;
   std::unordered_map<int64_t, HeapValue> ints;
   std::unordered_map<std::string, HeapValue> strings;
   Table* prev = nullptr;  // the heap's list of live tables

@@ -734,14 +734,59 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
     }
     NEXT();
   }
+  // Tables: an int key of the array part holding an int, in a non-concurrent
+  // heap, is read or written inline (Lua's fast path for t[i]); the rest,
+  // and every access to a concurrent heap, goes through Heap under its lock.
+  CASE(TGET) {
+    Slot* const t = sp - 2;
+    const Slot* const k = sp - 1;
+    if (!concurrent_heap && k->str == nullptr && t->is_table()) [[likely]] {
+      const Table* const table = t->str->table;
+      if (static_cast<uint64_t>(k->i) < table->array.size()) {
+        const HeapValue& v = table->array[static_cast<size_t>(k->i)];
+        if (v.is_int()) [[likely]] {
+          const int64_t value = v.i;
+          DecRef(t->str);
+          *t = Slot::Int(value);
+          --sp;
+          NEXT();
+        }
+      }
+    }
+    sp = TableOp(Op::TGET, sp, fp, pc);
+    NEXT();
+  }
+  CASE(TSET) {
+    Slot* const t = sp - 3;
+    const Slot* const k = sp - 2;
+    const Slot* const v = sp - 1;
+    if (!concurrent_heap && ((k->str == nullptr) & (v->str == nullptr)) && t->is_table()) [[likely]] {
+      Table* const table = t->str->table;
+      const auto key = static_cast<uint64_t>(k->i);
+      const size_t size = table->array.size();
+      if (key < size && table->array[key].is_int()) [[likely]] {
+        table->array[key].i = v->i;
+        DecRef(t->str);
+        sp -= 3;
+        NEXT();
+      }
+      if (key == size && table->ints.empty()) {
+        sp_at_error = sp;  // an allocation failure leaves the stack as it is
+        table->array.push_back(HeapValue{.i = v->i, .table = nullptr, .bytes = nullptr});
+        DecRef(t->str);
+        sp -= 3;
+        NEXT();
+      }
+    }
+    sp = TableOp(Op::TSET, sp, fp, pc);
+    NEXT();
+  }
 #define TABLE_OP(name)                    \
   CASE(name) {                            \
     sp = TableOp(Op::name, sp, fp, pc);   \
     NEXT();                               \
   }
   TABLE_OP(TNEW)
-  TABLE_OP(TGET)
-  TABLE_OP(TSET)
   TABLE_OP(TDEL)
   TABLE_OP(THAS)
   TABLE_OP(TKEYS)
