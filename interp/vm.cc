@@ -713,25 +713,48 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
   }
 
   // The shared heap (heap.h). An int in a non-concurrent heap (every
-  // exclusive lock policy) is one plain load or store; the rest is out of line.
+  // exclusive lock policy) is one plain load or store; in a concurrent one
+  // (`none`) the same under the cell's spin lock, inline; the rest (bytes,
+  // tables) is out of line.
   CASE(GLOAD) {
     Cell* const c = G[OP_A];
-    if (!concurrent_heap && c->value.is_int()) [[likely]] {
-      *sp = Slot::Int(c->value.i);
+    if (!concurrent_heap) {
+      if (c->value.is_int()) [[likely]] {
+        *sp++ = Slot::Int(c->value.i);
+        NEXT();
+      }
     } else {
-      LoadGlobal(*c, sp);
+      c->lock.lock();
+      const bool is_int = c->value.is_int();
+      const int64_t value = c->value.i;
+      c->lock.unlock();
+      if (is_int) [[likely]] {
+        *sp++ = Slot::Int(value);
+        NEXT();
+      }
     }
+    LoadGlobal(*c, sp);
     ++sp;
     NEXT();
   }
   CASE(GSTORE) {
     Cell* const c = G[OP_A];
     --sp;
-    if (!concurrent_heap && sp->is_int() && c->value.is_int()) [[likely]] {
-      c->value.i = sp->i;
-    } else {
-      StoreGlobal(*c, sp);
+    if (sp->is_int()) [[likely]] {
+      if (!concurrent_heap) {
+        if (c->value.is_int()) [[likely]] {
+          c->value.i = sp->i;
+          NEXT();
+        }
+      } else {
+        c->lock.lock();
+        const bool was_int = c->value.is_int();
+        if (was_int) c->value.i = sp->i;
+        c->lock.unlock();
+        if (was_int) [[likely]] NEXT();
+      }
     }
+    StoreGlobal(*c, sp);
     NEXT();
   }
   // Tables: an int key of the array part holding an int, in a non-concurrent
