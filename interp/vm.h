@@ -1,5 +1,6 @@
-// vm.h — the toy bytecode VM: a stack machine over int64 and immutable byte
-// strings whose threads share one gil::Gil, with CPython 3.11's check points.
+// vm.h — the toy bytecode VM: a stack machine over int64, immutable byte
+// strings and tables whose threads share one gil::Gil and one shared heap of
+// globals and tables (heap.h, design §8), with CPython 3.11's check points.
 //
 // A Program is assembled once from .gasm text (assembler.h) and shared,
 // read-only, by any number of Vm objects, one per thread. A Vm runs with the
