@@ -381,7 +381,9 @@ class Assembler {
         break;
       case Operand::kFusedLI:
       case Operand::kFusedLL:
-        Fail(head.col, fmt::format("'{}' is made by the assembler from 'load', 'push' or 'load', and a jump: write those",
+      case Operand::kFusedPair:
+        Fail(head.col, fmt::format("'{}' is made by the assembler from 'load', then 'push' or 'load', then a jump or "
+                                   "arithmetic: write those",
                                    head.text));
       case Operand::kNative: {
         if (operand == nullptr || operand->kind != Token::kIdent) expect("a native name");
@@ -417,6 +419,16 @@ class Assembler {
       if (k < 0 || k > static_cast<int>(Op::JGE) - static_cast<int>(Op::JEQ)) return std::nullopt;
       return static_cast<Op>(static_cast<int>(immediate ? Op::JEQ_LI : Op::JEQ_LL) + k);
     };
+    auto pair_op = [](Op arith) -> std::optional<Op> {
+      switch (arith) {
+        case Op::ADD: return Op::ADD_LL;
+        case Op::SUB: return Op::SUB_LL;
+        case Op::MUL: return Op::MUL_LL;
+        case Op::DIV: return Op::DIV_LL;
+        case Op::MOD: return Op::MOD_LL;
+        default: return std::nullopt;
+      }
+    };
     std::vector<Instr> code;
     std::vector<SourcePos> pos;
     std::vector<int64_t> code_target;
@@ -428,6 +440,15 @@ class Assembler {
         const bool immediate = second.op == Op::PUSH && second.b >= INT8_MIN && second.b <= INT8_MAX;
         const bool local = second.op == Op::LOAD && second.a <= UINT8_MAX;
         const std::optional<Op> op = fused_op(f.code[pc + 2].op, immediate);
+        const std::optional<Op> pair = local ? pair_op(f.code[pc + 2].op) : std::nullopt;
+        if (pair && !op) {
+          code.push_back(Instr{*pair, static_cast<int8_t>(static_cast<uint8_t>(second.a)), f.code[pc].a, 0});
+          pos.push_back(f.pos[pc + 2]);
+          code_target.push_back(-1);
+          old_to_new[pc + 1] = old_to_new[pc + 2] = old_to_new[pc];
+          pc += 3;
+          continue;
+        }
         if ((immediate || local) && op) {
           const auto c = immediate ? static_cast<int8_t>(second.b) : static_cast<int8_t>(static_cast<uint8_t>(second.a));
           code.push_back(Instr{*op, c, f.code[pc].a, 0});

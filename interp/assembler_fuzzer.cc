@@ -95,6 +95,10 @@ std::string ToGasm(const Program& p) {
         case Operand::kFusedLI:
           out += fmt::format("load {}\n  push {}\n  {} {}", local(ins.a), ins.c, JumpOf(ins.op), label());
           break;
+        case Operand::kFusedPair:
+          out += fmt::format("load {}\n  load {}\n  {}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
+                             info.mnemonic.substr(0, info.mnemonic.size() - 3));
+          break;
         case Operand::kFusedLL:
           out += fmt::format("load {}\n  load {}\n  {} {}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
                              JumpOf(ins.op), label());

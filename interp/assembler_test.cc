@@ -30,6 +30,9 @@ std::string ProgramUsing(Op op) {
     case Operand::kFunc: operand = "g"; break;
     case Operand::kNative: operand = "now_ns"; break;
     case Operand::kGlobal: operand = "gv"; break;
+    case Operand::kFusedPair:
+      return "func f\n  var c\n  load c\n  load c\n  " + std::string(info.mnemonic.substr(0, info.mnemonic.size() - 3)) +
+             "\n  ret\nend\n";
     case Operand::kFusedLI:
     case Operand::kFusedLL: {
       // Not written by hand: the assembler makes them from load, push/load, jump.

@@ -51,6 +51,9 @@ std::string DisassembleInstr(const Program& program, const Function& f, size_t p
     case Operand::kFusedLI:
       operand = fmt::format("{} {} -> {:04}", local(ins.a), ins.c, static_cast<int64_t>(pc) + 1 + ins.b);
       break;
+    case Operand::kFusedPair:
+      operand = fmt::format("{} {}", local(ins.a), local(static_cast<uint8_t>(ins.c)));
+      break;
     case Operand::kFusedLL:
       operand = fmt::format("{} {} -> {:04}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
                             static_cast<int64_t>(pc) + 1 + ins.b);

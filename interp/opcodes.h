@@ -19,7 +19,9 @@
 // assembler fuses `load a; push c; j<cc> L` and `load a; load c; j<cc> L`
 // into one instruction when no jump lands inside the sequence, as CPython 3.11
 // fuses LOAD_FAST pairs and Lua compares a register with an immediate (GTI).
-// They turn a loop test from three dispatches into one.
+// They turn a loop test from three dispatches into one. The *_LL arithmetic
+// (`load a; load c; add` -> add_ll) does the same for an expression of two
+// locals, as Lua's ADD reads two registers.
 //
 // Notation of the stack effects: `[x y -- z]` pops y (top) then x and pushes z;
 // L[a] is local slot a of the current frame, K[a] constant a of the program,
@@ -63,6 +65,7 @@ enum class Operand : uint8_t {
   kFusedLI,   // a: a local, c: an int8 immediate, b: a label (made by the assembler only)
   kFusedLL,   // a: a local, c: a local below 256, b: a label (made by the assembler only)
   kGlobal,    // a: a global declared with `global NAME` (Program::globals)
+  kFusedPair, // a: a local, c: a local below 256, no jump (made by the assembler only)
 };
 
 #define GILLAB_OPCODES(X)                                                                     \
@@ -110,6 +113,11 @@ enum class Operand : uint8_t {
   X(JLE_LL, "jle_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] <= L[c]: pc += b  (load a; load c; jle)") \
   X(JGT_LL, "jgt_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] > L[c]: pc += b  (load a; load c; jgt)") \
   X(JGE_LL, "jge_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] >= L[c]: pc += b  (load a; load c; jge)") \
+  X(ADD_LL, "add_ll", kFusedPair, 0, 1, "[ -- L[a]+L[c] ]  (load a; load c; add)")                \
+  X(SUB_LL, "sub_ll", kFusedPair, 0, 1, "[ -- L[a]-L[c] ]  (load a; load c; sub)")                \
+  X(MUL_LL, "mul_ll", kFusedPair, 0, 1, "[ -- L[a]*L[c] ]  (load a; load c; mul)")                \
+  X(DIV_LL, "div_ll", kFusedPair, 0, 1, "[ -- L[a]/L[c] ]  (load a; load c; div)")                \
+  X(MOD_LL, "mod_ll", kFusedPair, 0, 1, "[ -- L[a]%L[c] ]  (load a; load c; mod)")                \
   X(CALL, "call", kFunc, -1, 1, "[ x1..xn -- F[a](x1..xn) ]")                                 \
   X(NATIVE, "native", kNative, -1, 1, "[ x1..xn -- N[a](x1..xn) ]")                           \
   X(RET, "ret", kNone, 1, 0, "[ x -- ]  return x to the caller, dropping the frame")          \

@@ -622,6 +622,27 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base) {
     JUMP_IF(r);                                                              \
     NEXT();                                                                  \
   }
+  // `load a; load c; <arith>` as one instruction: L[a] <op> L[c] pushed.
+#define ARITH_LL(name, expr)                                                                 \
+  CASE(name) {                                                                              \
+    const Slot* x = &L[OP_A];                                                               \
+    const Slot* y = &L[static_cast<uint8_t>(OP_C)];                                          \
+    if ((x->str != nullptr) | (y->str != nullptr)) [[unlikely]]                             \
+      FAIL("expects two ints, got {} and {}", TypeName(*x), TypeName(*y));                  \
+    [[maybe_unused]] const int64_t a = x->i;                                                \
+    [[maybe_unused]] const int64_t b = y->i;                                                \
+    sp->str = nullptr;                                                                      \
+    sp->i = (expr);                                                                         \
+    ++sp;                                                                                   \
+    NEXT();                                                                                 \
+  }
+  ARITH_LL(ADD_LL, WrapAdd(a, b))
+  ARITH_LL(SUB_LL, WrapSub(a, b))
+  ARITH_LL(MUL_LL, WrapMul(a, b))
+  ARITH_LL(DIV_LL, (b == 0 ? (FAIL("division by zero"), 0) : b == -1 ? WrapSub(0, a) : a / b))
+  ARITH_LL(MOD_LL, (b == 0 ? (FAIL("modulo by zero"), 0) : b == -1 ? 0 : a % b))
+#undef ARITH_LL
+
 #define IMM Slot::Int(OP_C)
 #define LOC Slot{L[static_cast<uint8_t>(OP_C)].str, L[static_cast<uint8_t>(OP_C)].i}
   FUSED_EQUALITY_JUMP(JEQ_LI, true, IMM)
