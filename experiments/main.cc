@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   gillab::experiments::AddSysinfoCommand(app);
   gillab::interp::AddVmCommand(app);
   gillab::interp::AddContendCommand(app);
+  gillab::interp::AddRaceCommand(app);
   gillab::servers::AddServeCommand(app);
   gillab::servers::AddLoadCommand(app);
   gillab::experiments::AddRunCommand(app);

@@ -1,5 +1,6 @@
 #include "interp/assembler.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -80,6 +81,7 @@ class Assembler {
                          fn_->name, fn_->declared_at.line));
     }
     ResolveCalls();
+    ResolveGlobals();
     Verify(*program_);
     return program_;
   }
@@ -211,9 +213,10 @@ class Assembler {
     if (i == tokens.size()) return;
     const Token& head = tokens[i];
     if (head.kind != Token::kIdent) {
-      Fail(head.col, fmt::format("expected an instruction, 'func', 'var' or 'end', found {}", Describe(head)));
+      Fail(head.col, fmt::format("expected an instruction, 'func', 'var', 'global' or 'end', found {}", Describe(head)));
     }
     if (head.text == "func") return Func(tokens, i);
+    if (head.text == "global") return Global(tokens, i);
     if (head.text == "var") return Var(tokens, i);
     if (head.text == "end") return End(tokens, i);
     Instruction(tokens, i);
@@ -243,6 +246,24 @@ class Assembler {
       DeclareLocal(tokens[k]);
     }
     fn_->nparams = fn_->nlocals;
+  }
+
+  // `global NAME...`: outside functions, before or after them; initial value 0 (heap.h).
+  void Global(const std::vector<Token>& tokens, size_t i) {
+    const Token& head = tokens[i];
+    if (fn_ != nullptr) Fail(head.col, fmt::format("'global' inside function '{}': declare globals outside functions", fn_->name));
+    if (i != 0) Fail(head.col, "a label cannot precede 'global'");
+    if (i + 1 == tokens.size()) Fail(head.col + 7, "expected a global name after 'global'");
+    for (size_t k = i + 1; k < tokens.size(); ++k) {
+      const Token& t = tokens[k];
+      if (t.kind != Token::kIdent) Fail(t.col, fmt::format("expected a global name, found {}", Describe(t)));
+      auto& globals = program_->globals;
+      if (std::find(globals.begin(), globals.end(), t.text) != globals.end()) {
+        Fail(t.col, fmt::format("global '{}' is already declared", t.text));
+      }
+      if (globals.size() > kMaxIndex) Fail(t.col, "too many globals (at most 65536)");
+      globals.push_back(t.text);
+    }
   }
 
   void Var(const std::vector<Token>& tokens, size_t i) {
@@ -349,11 +370,20 @@ class Assembler {
         break;
       case Operand::kFunc:
         if (operand == nullptr || operand->kind != Token::kIdent) expect("a function name");
+        // Until ResolveCalls, b names the call's entry of call_refs_: the
+        // instruction's pc moves when Fuse shortens the function.
+        ins.b = static_cast<int32_t>(call_refs_.size());
         call_refs_.push_back({program_->functions.size() - 1, fn_->code.size(), operand->text, {line_, operand->col}});
+        break;
+      case Operand::kGlobal:
+        if (operand == nullptr || operand->kind != Token::kIdent) expect("a global name");
+        ins.a = GlobalUse(*operand);
         break;
       case Operand::kFusedLI:
       case Operand::kFusedLL:
-        Fail(head.col, fmt::format("'{}' is made by the assembler from 'load', 'push' or 'load', and a jump: write those",
+      case Operand::kFusedPair:
+        Fail(head.col, fmt::format("'{}' is made by the assembler from 'load', then 'push' or 'load', then a jump or "
+                                   "arithmetic: write those",
                                    head.text));
       case Operand::kNative: {
         if (operand == nullptr || operand->kind != Token::kIdent) expect("a native name");
@@ -389,6 +419,16 @@ class Assembler {
       if (k < 0 || k > static_cast<int>(Op::JGE) - static_cast<int>(Op::JEQ)) return std::nullopt;
       return static_cast<Op>(static_cast<int>(immediate ? Op::JEQ_LI : Op::JEQ_LL) + k);
     };
+    auto pair_op = [](Op arith) -> std::optional<Op> {
+      switch (arith) {
+        case Op::ADD: return Op::ADD_LL;
+        case Op::SUB: return Op::SUB_LL;
+        case Op::MUL: return Op::MUL_LL;
+        case Op::DIV: return Op::DIV_LL;
+        case Op::MOD: return Op::MOD_LL;
+        default: return std::nullopt;
+      }
+    };
     std::vector<Instr> code;
     std::vector<SourcePos> pos;
     std::vector<int64_t> code_target;
@@ -400,6 +440,15 @@ class Assembler {
         const bool immediate = second.op == Op::PUSH && second.b >= INT8_MIN && second.b <= INT8_MAX;
         const bool local = second.op == Op::LOAD && second.a <= UINT8_MAX;
         const std::optional<Op> op = fused_op(f.code[pc + 2].op, immediate);
+        const std::optional<Op> pair = local ? pair_op(f.code[pc + 2].op) : std::nullopt;
+        if (pair && !op) {
+          code.push_back(Instr{*pair, static_cast<int8_t>(static_cast<uint8_t>(second.a)), f.code[pc].a, 0});
+          pos.push_back(f.pos[pc + 2]);
+          code_target.push_back(-1);
+          old_to_new[pc + 1] = old_to_new[pc + 2] = old_to_new[pc];
+          pc += 3;
+          continue;
+        }
         if ((immediate || local) && op) {
           const auto c = immediate ? static_cast<int8_t>(second.b) : static_cast<int8_t>(static_cast<uint8_t>(second.a));
           code.push_back(Instr{*op, c, f.code[pc].a, 0});
@@ -466,9 +515,45 @@ class Assembler {
     return out + ")";
   }
 
+  // Until the end of the file a global operand is an index into global_uses_
+  // (it travels with its instruction through Fuse); globals may be declared
+  // anywhere outside functions, before or after their use.
+  uint16_t GlobalUse(const Token& t) {
+    auto [it, added] = global_use_index_.emplace(t.text, global_uses_.size());
+    if (added) {
+      if (global_uses_.size() > kMaxIndex) Fail(t.col, "too many globals (at most 65536)");
+      global_uses_.push_back({t.text, {line_, t.col}});
+    }
+    return static_cast<uint16_t>(it->second);
+  }
+
+  void ResolveGlobals() {
+    const auto& globals = program_->globals;
+    std::vector<uint16_t> index(global_uses_.size());
+    for (size_t u = 0; u < global_uses_.size(); ++u) {
+      const auto& [name, pos] = global_uses_[u];
+      auto it = std::find(globals.begin(), globals.end(), name);
+      if (it == globals.end()) FailAt(pos.line, pos.col, fmt::format("unknown global '{}': declare it with 'global {}'", name, name));
+      index[u] = static_cast<uint16_t>(it - globals.begin());
+    }
+    for (Function& f : program_->functions) {
+      for (Instr& ins : f.code) {
+        if (InfoOf(ins.op).operand == Operand::kGlobal) ins.a = index[ins.a];
+      }
+    }
+  }
+
   void ResolveCalls() {
-    for (const CallRef& ref : call_refs_) {
-      Instr& ins = program_->functions[ref.function].code[ref.pc];
+    std::vector<Instr*> sites(call_refs_.size(), nullptr);
+    for (Function& f : program_->functions) {
+      for (Instr& ins : f.code) {
+        if (ins.op == Op::CALL) sites[static_cast<size_t>(ins.b)] = &ins;
+      }
+    }
+    for (size_t r = 0; r < call_refs_.size(); ++r) {
+      const CallRef& ref = call_refs_[r];
+      Instr& ins = *sites[r];
+      ins.b = 0;
       bool found = false;
       for (size_t k = 0; k < program_->functions.size(); ++k) {
         if (program_->functions[k].name == ref.name) {
@@ -494,6 +579,8 @@ class Assembler {
   std::unordered_map<std::string, size_t> labels_;
   std::vector<LabelRef> label_refs_;
   std::vector<CallRef> call_refs_;
+  std::vector<std::pair<std::string, SourcePos>> global_uses_;  // first use of each global name
+  std::unordered_map<std::string, size_t> global_use_index_;
   std::map<std::string, uint16_t> constant_index_;
 };
 

@@ -61,6 +61,7 @@ std::string_view JumpOf(Op fused) {
 // The Program as .gasm text that assembles to the same code.
 std::string ToGasm(const Program& p) {
   std::string out;
+  for (const std::string& g : p.globals) out += "global " + g + "\n";
   for (const Function& f : p.functions) {
     out += "func " + f.name;
     for (int i = 0; i < f.nparams; ++i) out += " " + f.local_names[i];
@@ -90,8 +91,13 @@ std::string ToGasm(const Program& p) {
         case Operand::kLabel: out += fmt::format("{} {}", info.mnemonic, label()); break;
         case Operand::kFunc: out += "call " + p.functions[ins.a].name; break;
         case Operand::kNative: out += fmt::format("native {}", kNativeInfo[ins.a].name); break;
+        case Operand::kGlobal: out += fmt::format("{} {}", info.mnemonic, p.globals[ins.a]); break;
         case Operand::kFusedLI:
           out += fmt::format("load {}\n  push {}\n  {} {}", local(ins.a), ins.c, JumpOf(ins.op), label());
+          break;
+        case Operand::kFusedPair:
+          out += fmt::format("load {}\n  load {}\n  {}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
+                             info.mnemonic.substr(0, info.mnemonic.size() - 3));
           break;
         case Operand::kFusedLL:
           out += fmt::format("load {}\n  load {}\n  {} {}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
@@ -108,6 +114,7 @@ std::string ToGasm(const Program& p) {
 void CheckSame(const Program& a, const Program& b) {
   Check(a.functions.size() == b.functions.size(), "function count");
   Check(a.constants.size() == b.constants.size(), "constant count");
+  Check(a.globals == b.globals, "globals");
   for (size_t k = 0; k < a.constants.size(); ++k) Check(Literal(a.constants[k]) == Literal(b.constants[k]), "constant");
   for (size_t i = 0; i < a.functions.size(); ++i) {
     const Function& f = a.functions[i];

@@ -29,6 +29,10 @@ std::string ProgramUsing(Op op) {
     case Operand::kLabel: operand = "next"; break;
     case Operand::kFunc: operand = "g"; break;
     case Operand::kNative: operand = "now_ns"; break;
+    case Operand::kGlobal: operand = "gv"; break;
+    case Operand::kFusedPair:
+      return "func f\n  var c\n  load c\n  load c\n  " + std::string(info.mnemonic.substr(0, info.mnemonic.size() - 3)) +
+             "\n  ret\nend\n";
     case Operand::kFusedLI:
     case Operand::kFusedLL: {
       // Not written by hand: the assembler makes them from load, push/load, jump.
@@ -40,7 +44,7 @@ std::string ProgramUsing(Op op) {
   int pops = info.pops;
   if (op == Op::CALL) pops = 1;
   if (op == Op::NATIVE) pops = 0;
-  std::string text = "func g x\n  load x\n  ret\nend\nfunc f\n  var c\n";
+  std::string text = "global gv\nfunc g x\n  load x\n  ret\nend\nfunc f\n  var c\n";
   for (int i = 0; i < pops; ++i) text += "  push 1\n";
   text += fmt::format("  {} {}\n", info.mnemonic, operand);
   const int depth = pops - (op == Op::CALL || op == Op::NATIVE ? pops : info.pops) + info.pushes;
@@ -84,6 +88,18 @@ TEST(Assembler, NoFusionWhenAJumpLandsInsideTheSequence) {
   auto q = Assemble("func f n\ntop: load n\n  push 0\n  jgt out\n  inc n 1\n  jmp top\nout: push 1\n  ret\nend\n", "s.gasm");
   EXPECT_EQ(q->Find("f")->code[0].op, Op::JGT_LI);
   EXPECT_EQ(q->Find("f")->code.size(), 5u);
+}
+
+TEST(Assembler, ACallAfterAFusedJumpCallsTheFunctionItNames) {
+  // Fusion shortens the function; the call resolved later must still be found.
+  auto p = Assemble("func main n\n  load n\n  push 0\n  jgt pos\n  push 7\n  ret\npos:\n  load n\n  call g\n  ret\nend\n"
+                    "func g x\n  load x\n  ret\nend\n",
+                    "c.gasm");
+  const auto& code = p->Find("main")->code;
+  ASSERT_EQ(code.size(), 6u);
+  EXPECT_EQ(code[4].op, Op::CALL);
+  EXPECT_EQ(code[4].a, 1);  // g
+  EXPECT_EQ(code[4].b, 0);
 }
 
 TEST(Assembler, PushOfAWideIntOrAStringBecomesAConstant) {

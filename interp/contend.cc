@@ -15,6 +15,7 @@
 #include "gil/error.h"
 #include "gil/stall_monitor.h"
 #include "gil/trace.h"
+#include "interp/heap.h"
 #include "interp/vm.h"
 
 namespace gillab::interp {
@@ -88,6 +89,8 @@ ContendResult RunContend(const ContendOptions& options) {
   if (options.stall_threshold_ms > 0) stall_monitor.emplace(*gil, gil::StallOptions{.threshold_ms = options.stall_threshold_ms});
   auto cpu_program = LoadProgram(options.cpu_program);
   auto io_program = LoadProgram("io_step");
+  // One shared heap for the run (design §8); concurrent when threads may run at once.
+  auto heap = std::make_shared<Heap>(HeapOptions{.concurrent = !model->traits().exclusive});
 
   const auto k = static_cast<size_t>(options.cpu_threads);
   std::vector<std::unique_ptr<ExecThread>> cpu_states(k);
@@ -103,7 +106,7 @@ ContendResult RunContend(const ContendOptions& options) {
       bool counted = false;
       try {
         cpu_states[i] = model->Attach(gil::Role::kCpu, fmt::format("cpu-{}", i), PriorityOf(options, gil::Role::kCpu));
-        Vm vm(cpu_program, *model, *cpu_states[i]);
+        Vm vm(cpu_program, *model, *cpu_states[i], VmOptions{.heap = heap});
         board.Register(&vm);
         cpu_started.count_down();
         counted = true;
@@ -137,7 +140,7 @@ ContendResult RunContend(const ContendOptions& options) {
     try {
       cpu_started.wait();
       io_state = model->Attach(gil::Role::kIo, "io", PriorityOf(options, gil::Role::kIo));
-      Vm vm(io_program, *model, *io_state);
+      Vm vm(io_program, *model, *io_state, VmOptions{.heap = heap});
       model->Enter(*io_state);
       const int64_t t0 = gil::NowNs();
       try {

@@ -51,9 +51,15 @@ std::string DisassembleInstr(const Program& program, const Function& f, size_t p
     case Operand::kFusedLI:
       operand = fmt::format("{} {} -> {:04}", local(ins.a), ins.c, static_cast<int64_t>(pc) + 1 + ins.b);
       break;
+    case Operand::kFusedPair:
+      operand = fmt::format("{} {}", local(ins.a), local(static_cast<uint8_t>(ins.c)));
+      break;
     case Operand::kFusedLL:
       operand = fmt::format("{} {} -> {:04}", local(ins.a), local(static_cast<uint8_t>(ins.c)),
                             static_cast<int64_t>(pc) + 1 + ins.b);
+      break;
+    case Operand::kGlobal:
+      operand = ins.a < program.globals.size() ? fmt::format("{} ({})", ins.a, program.globals[ins.a]) : std::to_string(ins.a);
       break;
     case Operand::kNative:
       operand = ins.a < kNativeCount ? std::string(kNativeInfo[ins.a].name) : std::to_string(ins.a);
@@ -64,6 +70,7 @@ std::string DisassembleInstr(const Program& program, const Function& f, size_t p
 
 std::string Disassemble(const Program& program) {
   std::string out;
+  for (size_t g = 0; g < program.globals.size(); ++g) out += fmt::format("global {} ({})\n", program.globals[g], g);
   for (const Function& f : program.functions) {
     out += fmt::format("func {} ({} param(s), {} local(s), max depth {})\n", f.name, f.nparams, f.nlocals, f.max_depth);
     for (size_t pc = 0; pc < f.code.size(); ++pc) {

@@ -19,7 +19,9 @@
 // assembler fuses `load a; push c; j<cc> L` and `load a; load c; j<cc> L`
 // into one instruction when no jump lands inside the sequence, as CPython 3.11
 // fuses LOAD_FAST pairs and Lua compares a register with an immediate (GTI).
-// They turn a loop test from three dispatches into one.
+// They turn a loop test from three dispatches into one. The *_LL arithmetic
+// (`load a; load c; add` -> add_ll) does the same for an expression of two
+// locals, as Lua's ADD reads two registers.
 //
 // Notation of the stack effects: `[x y -- z]` pops y (top) then x and pushes z;
 // L[a] is local slot a of the current frame, K[a] constant a of the program,
@@ -27,7 +29,17 @@
 // Integers are int64 and wrap around on overflow (as in Lua); DIV truncates
 // towards zero and MOD takes the sign of the dividend (as in C); DIV or MOD by
 // zero is a VmError. Truth: the int 0 is false, every other int is true; a
-// byte string where an int is expected is a VmError.
+// byte string or a table where an int is expected is a VmError.
+//
+// The shared heap (heap.h, design §8): G[a] is global a, shared by every VM
+// thread of one Heap; tables are maps from int or bytes keys to values (a
+// table key is a VmError). No heap opcode is a check point, so under an
+// exclusive lock policy `gload c; push 1; add; gstore c` is atomic. Costs
+// (the "cost:" notes): an int moves in one load or store; a bytes or table
+// value loaded from the heap costs a box allocation and an atomic increment,
+// stored into it an atomic increment (and the stack's box is dropped); when
+// the heap is concurrent (policy `none`) every heap opcode also takes the
+// cell's or the table's spin lock (an atomic exchange and a store).
 // Check points (where the eval breaker is read, as in CPython 3.11): every
 // jump whose target is at or before itself, CALL, and RET.
 //
@@ -52,6 +64,8 @@ enum class Operand : uint8_t {
   kNative,    // a: a native (natives.h)
   kFusedLI,   // a: a local, c: an int8 immediate, b: a label (made by the assembler only)
   kFusedLL,   // a: a local, c: a local below 256, b: a label (made by the assembler only)
+  kGlobal,    // a: a global declared with `global NAME` (Program::globals)
+  kFusedPair, // a: a local, c: a local below 256, no jump (made by the assembler only)
 };
 
 #define GILLAB_OPCODES(X)                                                                     \
@@ -99,15 +113,28 @@ enum class Operand : uint8_t {
   X(JLE_LL, "jle_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] <= L[c]: pc += b  (load a; load c; jle)") \
   X(JGT_LL, "jgt_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] > L[c]: pc += b  (load a; load c; jgt)") \
   X(JGE_LL, "jge_ll", kFusedLL, 0, 0, "[ -- ]  if L[a] >= L[c]: pc += b  (load a; load c; jge)") \
+  X(ADD_LL, "add_ll", kFusedPair, 0, 1, "[ -- L[a]+L[c] ]  (load a; load c; add)")                \
+  X(SUB_LL, "sub_ll", kFusedPair, 0, 1, "[ -- L[a]-L[c] ]  (load a; load c; sub)")                \
+  X(MUL_LL, "mul_ll", kFusedPair, 0, 1, "[ -- L[a]*L[c] ]  (load a; load c; mul)")                \
+  X(DIV_LL, "div_ll", kFusedPair, 0, 1, "[ -- L[a]/L[c] ]  (load a; load c; div)")                \
+  X(MOD_LL, "mod_ll", kFusedPair, 0, 1, "[ -- L[a]%L[c] ]  (load a; load c; mod)")                \
   X(CALL, "call", kFunc, -1, 1, "[ x1..xn -- F[a](x1..xn) ]")                                 \
   X(NATIVE, "native", kNative, -1, 1, "[ x1..xn -- N[a](x1..xn) ]")                           \
   X(RET, "ret", kNone, 1, 0, "[ x -- ]  return x to the caller, dropping the frame")          \
-  X(LEN, "len", kNone, 1, 1, "[ s -- #s ]")                                                   \
+  X(LEN, "len", kNone, 1, 1, "[ s -- #s ]  (bytes: its length; table: its number of keys)")                                                   \
   X(CONCAT, "concat", kNone, 2, 1, "[ s t -- s..t ]")                                         \
   X(BYTE_AT, "byte_at", kNone, 2, 1, "[ s i -- s[i] ]  (0 <= i < #s, else VmError)")          \
   X(SLICE, "slice", kNone, 3, 1, "[ s i j -- s[i..j) ]  (0 <= i <= j <= #s, else VmError)")   \
   X(ITOA, "itoa", kNone, 1, 1, "[ i -- decimal(i) ]")                                         \
-  X(ATOI, "atoi", kNone, 1, 1, "[ s -- int(s) ]  (optional '-' then digits, in int64 range, else VmError)")
+  X(ATOI, "atoi", kNone, 1, 1, "[ s -- int(s) ]  (optional '-' then digits, in int64 range, else VmError)") \
+  X(GLOAD, "gload", kGlobal, 0, 1, "[ -- G[a] ]  (cost: int one load; bytes/table a box + an atomic inc)") \
+  X(GSTORE, "gstore", kGlobal, 1, 0, "[ x -- ]  G[a] := x  (cost: int one store; bytes/table an atomic inc, the old value's count dropped)") \
+  X(TNEW, "tnew", kNone, 0, 1, "[ -- t ]  a new empty table  (cost: two allocations + the heap's table-list mutex)") \
+  X(TGET, "tget", kNone, 2, 1, "[ t k -- t[k] ]  (missing key: VmError, test with thas; cost: int keys 0..n-1 an index, others a hash lookup; value as gload)") \
+  X(TSET, "tset", kNone, 3, 0, "[ t k v -- ]  t[k] := v  (cost: as tget; setting key #array appends to the array part; value as gstore)") \
+  X(TDEL, "tdel", kNone, 2, 0, "[ t k -- ]  remove key k  (absent: nothing; deleting inside the array part moves its tail to the hash part)") \
+  X(THAS, "thas", kNone, 2, 1, "[ t k -- 1 if t has key k, else 0 ]") \
+  X(TKEYS, "tkeys", kNone, 1, 1, "[ t -- u ]  u = {0: k0, 1: k1, ...}: t's keys at this instant, ints ascending then bytes bytewise (cost: a copy and a sort; iterate u with len and tget)")
 
 enum class Op : uint8_t {
 #define GILLAB_X(name, mnemonic, operand, pops, pushes, doc) name,

@@ -53,6 +53,7 @@ struct Program {
   std::vector<Function> functions;
   std::vector<Slot> constants;         // K[a]
   std::vector<Str*> const_strings;     // owned, immortal
+  std::vector<std::string> globals;    // G[a]: names declared with `global`; cells live in a Heap (heap.h)
 
   const Function* Find(std::string_view name) const {
     for (const Function& f : functions) {

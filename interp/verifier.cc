@@ -72,6 +72,7 @@ class FunctionVerifier {
         if (ins.a >= f_.nlocals) Fail(pc, fmt::format("local {} out of range ({} locals)", ins.a, f_.nlocals));
         break;
       case Operand::kFusedLL:
+      case Operand::kFusedPair:
         if (ins.a >= f_.nlocals || static_cast<uint8_t>(ins.c) >= f_.nlocals) {
           Fail(pc, fmt::format("local out of range ({} locals)", f_.nlocals));
         }
@@ -84,6 +85,9 @@ class FunctionVerifier {
         break;
       case Operand::kNative:
         if (ins.a >= kNativeCount) Fail(pc, "native index out of range");
+        break;
+      case Operand::kGlobal:
+        if (ins.a >= program_.globals.size()) Fail(pc, "global index out of range");
         break;
       default:
         break;

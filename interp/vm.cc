@@ -32,6 +32,7 @@
 
 #include "interp/assembler.h"
 #include "interp/config.h"
+#include "interp/heap.h"
 #include "interp/natives.h"
 #include "interp/program.h"
 
@@ -64,11 +65,13 @@ inline void CopySlot(Slot* dst, const Slot* src) {
   dst->i = i;
 }
 
-const char* TypeName(const Slot& s) { return s.is_int() ? "int" : "bytes"; }
+const char* TypeName(const Slot& s) { return s.is_int() ? "int" : s.is_table() ? "table" : "bytes"; }
 
+// Ints by value, bytes bytewise, tables by identity; different kinds differ.
 bool Equal(const Slot& x, const Slot& y) {
-  if (x.is_int() != y.is_int()) return false;
-  return x.is_int() ? x.i == y.i : x.bytes() == y.bytes();
+  if (x.is_int() || y.is_int()) return x.is_int() && y.is_int() && x.i == y.i;
+  if (x.is_table() || y.is_table()) return x.str->table == y.str->table;
+  return x.bytes() == y.bytes();
 }
 
 std::string Shorten(const std::string& s) {
@@ -76,6 +79,9 @@ std::string Shorten(const std::string& s) {
   for (char c : s.substr(0, 24)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
   return s.size() > 24 ? out + "..." : out;
 }
+
+// A table key as an error message shows it.
+std::string KeyText(const Slot& k) { return k.is_int() ? std::to_string(k.i) : "'" + Shorten(k.bytes()) + "'"; }
 
 }  // namespace
 
@@ -103,6 +109,11 @@ struct Vm::Impl {
   [[gnu::noinline]] int CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc);
   // LEN CONCAT BYTE_AT SLICE ITOA ATOI on the stack ending at sp; returns the new sp.
   [[gnu::noinline]] Slot* StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
+  // TNEW TGET TSET TDEL THAS TKEYS on the stack ending at sp; returns the new sp.
+  [[gnu::noinline]] Slot* TableOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
+  // GLOAD / GSTORE when the value is not an int or the heap is concurrent.
+  [[gnu::noinline]] void LoadGlobal(Cell& cell, Slot* sp);
+  [[gnu::noinline]] void StoreGlobal(Cell& cell, Slot* sp);
   [[noreturn]] void Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::string& message);
 
   std::shared_ptr<const Program> program;
@@ -115,6 +126,8 @@ struct Vm::Impl {
   bool running = false;
   bool report_heap_accesses = false;  // the model's traits().sees_heap_accesses, read once per Call
   gil::Histogram reacquire_wait_ns;
+  std::shared_ptr<Heap> heap;
+  std::vector<Cell*> globals;  // G[a]: the heap's cell of program->globals[a]
 };
 
 void Vm::Impl::Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::string& message) {
@@ -129,7 +142,7 @@ void Vm::Impl::Fail(Slot* sp, const Frame* fp, const Instr* pc, const std::strin
 
 int Vm::Impl::CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc) {
   if (x.is_int() && y.is_int()) return x.i < y.i ? -1 : x.i > y.i;
-  if (x.is_int() || y.is_int()) Fail(sp, fp, pc, fmt::format("cannot order {} and {}", TypeName(x), TypeName(y)));
+  if (!x.is_bytes() || !y.is_bytes()) Fail(sp, fp, pc, fmt::format("cannot order {} and {}", TypeName(x), TypeName(y)));
   const int c = x.bytes().compare(y.bytes());
   return c < 0 ? -1 : c > 0;
 }
@@ -138,7 +151,7 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
   sp_at_error = sp;
   const NativeInfo& info = kNativeInfo[static_cast<int>(id)];
   auto int_arg = [&](int k) {
-    if (!args[k].is_int()) Fail(sp, fp, pc, fmt::format("native '{}' expects an int, got bytes", info.name));
+    if (!args[k].is_int()) Fail(sp, fp, pc, fmt::format("native '{}' expects an int, got {}", info.name, TypeName(args[k])));
     return args[k].i;
   };
   switch (id) {
@@ -171,7 +184,9 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
       return Slot::Int(vm.stop_requested() ? 1 : 0);
     case NativeId::PRINT:
       vm.model_.OnExternalEffect(vm.me_, info.name);
-      fmt::print("{}\n", args[0].is_int() ? std::to_string(args[0].i) : args[0].bytes());
+      fmt::print("{}\n", args[0].is_int()     ? std::to_string(args[0].i)
+                          : args[0].is_bytes() ? args[0].bytes()
+                                               : fmt::format("table({})", heap->Len(*args[0].str->table)));
       std::fflush(stdout);
       return Slot::Int(0);
   }
@@ -183,8 +198,8 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   switch (op) {
     case Op::LEN: {
       Slot* s = sp - 1;
-      if (s->is_int()) Fail(sp, fp, pc, "expects bytes, got int");
-      const auto n = static_cast<int64_t>(s->bytes().size());
+      if (s->is_int()) Fail(sp, fp, pc, "expects bytes or a table, got int");
+      const auto n = s->is_table() ? heap->Len(*s->str->table) : static_cast<int64_t>(s->bytes().size());
       DecRef(s->str);
       *s = Slot::Int(n);
       return sp;
@@ -192,7 +207,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     case Op::CONCAT: {
       Slot* x = sp - 2;
       Slot* y = sp - 1;
-      if (x->is_int() || y->is_int()) {
+      if (!x->is_bytes() || !y->is_bytes()) {
         Fail(sp, fp, pc, fmt::format("expects two bytes, got {} and {}", TypeName(*x), TypeName(*y)));
       }
       if (x->bytes().size() + y->bytes().size() > kMaxStringBytes) {
@@ -207,7 +222,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     case Op::BYTE_AT: {
       Slot* s = sp - 2;
       const Slot* i = sp - 1;
-      if (s->is_int() || !i->is_int()) {
+      if (!s->is_bytes() || !i->is_int()) {
         Fail(sp, fp, pc, fmt::format("expects bytes and an int, got {} and {}", TypeName(*s), TypeName(*i)));
       }
       if (i->i < 0 || static_cast<uint64_t>(i->i) >= s->bytes().size()) {
@@ -222,7 +237,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
       Slot* s = sp - 3;
       const Slot* i = sp - 2;
       const Slot* j = sp - 1;
-      if (s->is_int() || !i->is_int() || !j->is_int()) {
+      if (!s->is_bytes() || !i->is_int() || !j->is_int()) {
         Fail(sp, fp, pc, fmt::format("expects bytes, int, int, got {}, {}, {}", TypeName(*s), TypeName(*i), TypeName(*j)));
       }
       const auto n = static_cast<int64_t>(s->bytes().size());
@@ -236,7 +251,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     }
     case Op::ITOA: {
       Slot* s = sp - 1;
-      if (!s->is_int()) Fail(sp, fp, pc, "expects an int, got bytes");
+      if (!s->is_int()) Fail(sp, fp, pc, fmt::format("expects an int, got {}", TypeName(*s)));
       char digits[24];
       const auto res = std::to_chars(digits, digits + sizeof(digits), s->i);
       *s = Slot::NewStr(std::string(digits, res.ptr));
@@ -244,7 +259,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
     }
     case Op::ATOI: {
       Slot* s = sp - 1;
-      if (s->is_int()) Fail(sp, fp, pc, "expects bytes, got int");
+      if (!s->is_bytes()) Fail(sp, fp, pc, fmt::format("expects bytes, got {}", TypeName(*s)));
       const std::string& text = s->bytes();
       int64_t value = 0;
       const char* last = text.data() + text.size();
@@ -276,16 +291,96 @@ void Vm::Impl::HeapAccessSlow(Vm& vm, Slot* sp, const HeapAccess& access) {
   vm.model_.OnHeapAccess(vm.me_, access);
 }
 
+void Vm::Impl::LoadGlobal(Cell& cell, Slot* sp) {
+  sp_at_error = sp;
+  *sp = heap->Load(cell);
+}
+
+void Vm::Impl::StoreGlobal(Cell& cell, Slot* sp) {
+  sp_at_error = sp;  // sp[0], the value, is consumed by Store
+  heap->Store(cell, *sp);
+}
+
+Slot* Vm::Impl::TableOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
+  sp_at_error = sp;  // every failure below leaves the stack as it is
+  auto table_at = [&](const Slot* s) -> Table& {
+    if (!s->is_table()) Fail(sp, fp, pc, fmt::format("expects a table, got {}", TypeName(*s)));
+    return *s->str->table;
+  };
+  auto check_key = [&](const Slot* k) {
+    if (k->is_table()) Fail(sp, fp, pc, "a table cannot be a key: keys are ints or bytes");
+  };
+  switch (op) {
+    case Op::TNEW:
+      *sp = heap->NewTable();
+      return sp + 1;
+    case Op::TGET: {
+      Slot* t = sp - 2;
+      Slot* k = sp - 1;
+      Table& table = table_at(t);
+      check_key(k);
+      Slot v;
+      if (!heap->Get(table, *k, &v)) Fail(sp, fp, pc, fmt::format("no key {} in the table", KeyText(*k)));
+      DecRef(k->str);
+      DecRef(t->str);
+      *t = v;
+      return sp - 1;
+    }
+    case Op::TSET: {
+      Slot* t = sp - 3;
+      Slot* k = sp - 2;
+      Table& table = table_at(t);
+      check_key(k);
+      sp_at_error = sp - 1;  // Set consumes the value
+      heap->Set(table, *k, sp[-1]);
+      DecRef(k->str);
+      DecRef(t->str);
+      return sp - 3;
+    }
+    case Op::TDEL:
+    case Op::THAS: {
+      Slot* t = sp - 2;
+      Slot* k = sp - 1;
+      Table& table = table_at(t);
+      check_key(k);
+      const bool r = op == Op::TDEL ? heap->Del(table, *k) : heap->Has(table, *k);
+      DecRef(k->str);
+      DecRef(t->str);
+      if (op == Op::TDEL) return sp - 2;
+      *t = Slot::Int(r);
+      return sp - 1;
+    }
+    case Op::TKEYS: {
+      Slot* t = sp - 1;
+      const Slot keys = heap->Keys(table_at(t));
+      DecRef(t->str);
+      *t = keys;
+      return sp;
+    }
+    default:
+      Fail(sp, fp, pc, "not a table operation");
+  }
+}
+
 template <bool kBreaker, bool kTicks>
 Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::atomic<bool>* breaker,
                        int64_t tick_interval) {
   const Slot* const K = program->constants.data();
   const Function* const F = program->functions.data();
+  Cell* const* const G = globals.data();
+  const bool concurrent_heap = heap->concurrent();
+  // Models that must see heap accesses (traits().sees_heap_accesses, e.g. an
+  // STM's barriers) get each one reported before it happens; for every other
+  // model this is one predictable branch on a register.
+  const bool report_heap = report_heap_accesses;
   // kTicks: count instructions, for the model's ticks (tick_interval > 0)
   // and/or for the max_instructions budget.
   [[maybe_unused]] const bool yield_on_tick = kBreaker && tick_interval > 0;
   [[maybe_unused]] const int64_t tick_period = yield_on_tick ? tick_interval : 1024;
   [[maybe_unused]] int64_t ticks = tick_period;
+  // A tick's Yield waits for the next check point: a sequence without one
+  // (`gload c; push 1; add; gstore c`) stays atomic under `mutex` too (§8).
+  [[maybe_unused]] bool tick_yield_due = false;
   [[maybe_unused]] const bool budgeted = options.max_instructions > 0;
   [[maybe_unused]] uint64_t budget_left = options.max_instructions;
 
@@ -304,15 +399,30 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
 #define OP_C (pc[-1].c)
 
 #define FAIL(...) Fail(sp, fp, pc, fmt::format(__VA_ARGS__))
-  // A check point: a single relaxed load of the model's eval breaker.
+#define REPORT_HEAP(kind, object)                                                  \
+  do {                                                                             \
+    if (report_heap) [[unlikely]] HeapAccessSlow(vm, sp, HeapAccess{HeapAccess::Kind::kind, (object)}); \
+  } while (0)
+  // The table a table opcode names, for the report (nullptr: not a table; the op fails).
+#define TABLE_AT(slot) ((slot)->is_table() ? static_cast<const void*>((slot)->str->table) : nullptr)
+  // A check point: a single relaxed load of the model's eval breaker; and a
+  // tick that came due since the last check point is served here, so that a
+  // sequence without a check point (`gload c; push 1; add; gstore c`) stays
+  // atomic under `mutex` too (design §8).
 #define CHECK_POINT()                                                                   \
   do {                                                                                  \
     if constexpr (kBreaker) {                                                           \
       if (breaker->load(std::memory_order_relaxed)) [[unlikely]] CheckPointSlow(vm, sp); \
     }                                                                                   \
+    if constexpr (kTicks) {                                                             \
+      if (tick_yield_due) [[unlikely]] {                                                \
+        tick_yield_due = false;                                                         \
+        TickSlow(vm, sp);                                                               \
+      }                                                                                 \
+    }                                                                                   \
   } while (0)
   // The model's ticks: every tick_interval instructions (CPython 2's ticks
-  // under `mutex`: let the OS pick a holder).
+  // under `mutex`: let the OS pick a holder), served at the next check point.
 #define TICK()                             \
   do {                                     \
     if constexpr (kTicks) {                \
@@ -323,7 +433,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
             FAIL("instruction budget of {} exhausted", options.max_instructions); \
           budget_left -= tick_period;      \
         }                                  \
-        if (yield_on_tick) TickSlow(vm, sp); \
+        if (yield_on_tick) tick_yield_due = true; \
       }                                    \
     }                                      \
   } while (0)
@@ -403,7 +513,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
   }
   CASE(INC) {
     Slot& l = L[OP_A];
-    if (!l.is_int()) [[unlikely]] FAIL("cannot add an int to bytes");
+    if (!l.is_int()) [[unlikely]] FAIL("cannot add an int to {}", TypeName(l));
     l.i = WrapAdd(l.i, OP_B);
     NEXT();
   }
@@ -428,12 +538,12 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
 #undef INT_BINARY
 
   CASE(NEG) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("cannot negate bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("cannot negate {}", TypeName(sp[-1]));
     sp[-1].i = WrapSub(0, sp[-1].i);
     NEXT();
   }
   CASE(NOT) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int, got bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int, got {}", TypeName(sp[-1]));
     sp[-1].i = sp[-1].i == 0;
     NEXT();
   }
@@ -480,13 +590,13 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
     NEXT();
   }
   CASE(JZ) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got {}", TypeName(sp[-1]));
     --sp;
     JUMP_IF(sp->i == 0);
     NEXT();
   }
   CASE(JNZ) {
-    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got bytes");
+    if (!sp[-1].is_int()) [[unlikely]] FAIL("expects an int condition, got {}", TypeName(sp[-1]));
     --sp;
     JUMP_IF(sp->i != 0);
     NEXT();
@@ -550,6 +660,27 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
     JUMP_IF(r);                                                              \
     NEXT();                                                                  \
   }
+  // `load a; load c; <arith>` as one instruction: L[a] <op> L[c] pushed.
+#define ARITH_LL(name, expr)                                                                 \
+  CASE(name) {                                                                              \
+    const Slot* x = &L[OP_A];                                                               \
+    const Slot* y = &L[static_cast<uint8_t>(OP_C)];                                          \
+    if ((x->str != nullptr) | (y->str != nullptr)) [[unlikely]]                             \
+      FAIL("expects two ints, got {} and {}", TypeName(*x), TypeName(*y));                  \
+    [[maybe_unused]] const int64_t a = x->i;                                                \
+    [[maybe_unused]] const int64_t b = y->i;                                                \
+    sp->str = nullptr;                                                                      \
+    sp->i = (expr);                                                                         \
+    ++sp;                                                                                   \
+    NEXT();                                                                                 \
+  }
+  ARITH_LL(ADD_LL, WrapAdd(a, b))
+  ARITH_LL(SUB_LL, WrapSub(a, b))
+  ARITH_LL(MUL_LL, WrapMul(a, b))
+  ARITH_LL(DIV_LL, (b == 0 ? (FAIL("division by zero"), 0) : b == -1 ? WrapSub(0, a) : a / b))
+  ARITH_LL(MOD_LL, (b == 0 ? (FAIL("modulo by zero"), 0) : b == -1 ? 0 : a % b))
+#undef ARITH_LL
+
 #define IMM Slot::Int(OP_C)
 #define LOC Slot{L[static_cast<uint8_t>(OP_C)].str, L[static_cast<uint8_t>(OP_C)].i}
   FUSED_EQUALITY_JUMP(JEQ_LI, true, IMM)
@@ -616,6 +747,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
 
   // The byte-string operations: out of line, off the hot path.
   CASE(LEN) {
+    REPORT_HEAP(kRead, TABLE_AT(sp - 1));  // a table's length reads it; nothing for bytes
     sp = StringOp(Op::LEN, sp, fp, pc);
     NEXT();
   }
@@ -640,6 +772,117 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
     NEXT();
   }
 
+  // The shared heap (heap.h). An int in a non-concurrent heap (every
+  // exclusive lock policy) is one plain load or store; in a concurrent one
+  // (`none`) the same under the cell's spin lock, inline; the rest (bytes,
+  // tables) is out of line.
+  CASE(GLOAD) {
+    Cell* const c = G[OP_A];
+    REPORT_HEAP(kRead, c);
+    if (!concurrent_heap) {
+      if (c->value.is_int()) [[likely]] {
+        *sp++ = Slot::Int(c->value.i);
+        NEXT();
+      }
+    } else {
+      c->lock.lock();
+      const bool is_int = c->value.is_int();
+      const int64_t value = c->value.i;
+      c->lock.unlock();
+      if (is_int) [[likely]] {
+        *sp++ = Slot::Int(value);
+        NEXT();
+      }
+    }
+    LoadGlobal(*c, sp);
+    ++sp;
+    NEXT();
+  }
+  CASE(GSTORE) {
+    Cell* const c = G[OP_A];
+    REPORT_HEAP(kWrite, c);
+    --sp;
+    if (sp->is_int()) [[likely]] {
+      if (!concurrent_heap) {
+        if (c->value.is_int()) [[likely]] {
+          c->value.i = sp->i;
+          NEXT();
+        }
+      } else {
+        c->lock.lock();
+        const bool was_int = c->value.is_int();
+        if (was_int) c->value.i = sp->i;
+        c->lock.unlock();
+        if (was_int) [[likely]] NEXT();
+      }
+    }
+    StoreGlobal(*c, sp);
+    NEXT();
+  }
+  // Tables: an int key of the array part holding an int, in a non-concurrent
+  // heap, is read or written inline (Lua's fast path for t[i]); the rest,
+  // and every access to a concurrent heap, goes through Heap under its lock.
+  CASE(TGET) {
+    Slot* const t = sp - 2;
+    const Slot* const k = sp - 1;
+    REPORT_HEAP(kRead, TABLE_AT(t));
+    if (!concurrent_heap && k->str == nullptr && t->is_table()) [[likely]] {
+      const Table* const table = t->str->table;
+      if (static_cast<uint64_t>(k->i) < table->array.size()) {
+        const HeapValue& v = table->array[static_cast<size_t>(k->i)];
+        if (v.is_int()) [[likely]] {
+          const int64_t value = v.i;
+          DecRef(t->str);
+          *t = Slot::Int(value);
+          --sp;
+          NEXT();
+        }
+      }
+    }
+    sp = TableOp(Op::TGET, sp, fp, pc);
+    NEXT();
+  }
+  CASE(TSET) {
+    Slot* const t = sp - 3;
+    const Slot* const k = sp - 2;
+    const Slot* const v = sp - 1;
+    REPORT_HEAP(kWrite, TABLE_AT(t));
+    if (!concurrent_heap && ((k->str == nullptr) & (v->str == nullptr)) && t->is_table()) [[likely]] {
+      Table* const table = t->str->table;
+      const auto key = static_cast<uint64_t>(k->i);
+      const size_t size = table->array.size();
+      if (key < size && table->array[key].is_int()) [[likely]] {
+        table->array[key].i = v->i;
+        DecRef(t->str);
+        sp -= 3;
+        NEXT();
+      }
+      if (key == size && table->ints.empty()) {
+        sp_at_error = sp;  // an allocation failure leaves the stack as it is
+        table->array.push_back(HeapValue{.i = v->i, .table = nullptr, .bytes = nullptr});
+        DecRef(t->str);
+        sp -= 3;
+        NEXT();
+      }
+    }
+    sp = TableOp(Op::TSET, sp, fp, pc);
+    NEXT();
+  }
+#define TABLE_OP(name, kind, depth)                     \
+  CASE(name) {                                          \
+    REPORT_HEAP(kind, TABLE_AT(sp - (depth)));          \
+    sp = TableOp(Op::name, sp, fp, pc);                 \
+    NEXT();                                             \
+  }
+  CASE(TNEW) {
+    sp = TableOp(Op::TNEW, sp, fp, pc);  // a new table: nobody else can see it yet
+    NEXT();
+  }
+  TABLE_OP(TDEL, kWrite, 2)
+  TABLE_OP(THAS, kRead, 2)
+  TABLE_OP(TKEYS, kRead, 1)
+#undef TABLE_OP
+
 #if GILLAB_VM_COMPUTED_GOTO
   }
 #else
@@ -656,12 +899,20 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
 #undef TICK
 #undef CHECK_POINT
 #undef FAIL
+#undef REPORT_HEAP
+#undef TABLE_AT
 }
 
 Vm::Vm(std::shared_ptr<const Program> program, ExecModel& model, ExecThread& me, VmOptions options)
     : impl_(std::make_unique<Impl>(std::move(program), options)), model_(model), me_(me) {
   if (impl_->program == nullptr) throw VmError("Vm needs a program");
+  Impl& m = *impl_;
+  m.heap = m.options.heap != nullptr ? m.options.heap : std::make_shared<Heap>(HeapOptions{.concurrent = !model.traits().exclusive});
+  m.options.heap = nullptr;  // the Impl's own shared_ptr keeps it alive
+  for (const std::string& name : m.program->globals) m.globals.push_back(m.heap->Global(name));
 }
+
+Heap& Vm::heap() { return *impl_->heap; }
 
 Vm::~Vm() = default;
 
@@ -755,6 +1006,10 @@ Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
   }
   m.running = false;
   if (result.is_int()) return Value::Int(result.i);
+  if (result.is_table()) {
+    DecRef(result.str);
+    throw VmError(fmt::format("{}: function '{}' returned a table: return an int or bytes", program.source_name, function));
+  }
   Value out = Value::SharedBytes(result.str->bytes);
   DecRef(result.str);
   return out;

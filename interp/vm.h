@@ -1,7 +1,8 @@
-// vm.h — the toy bytecode VM: a stack machine over int64 and immutable byte
-// strings whose threads run under one execution model (exec_model.h: a lock
-// policy through GilModel, later STM or coroutines), with CPython 3.11's
-// check points.
+// vm.h — the toy bytecode VM: a stack machine over int64, immutable byte
+// strings and tables whose threads run under one execution model
+// (exec_model.h: a lock policy through GilModel, later STM or coroutines) and
+// share one heap of globals and tables (heap.h, design §8), with CPython
+// 3.11's check points.
 //
 // A Program is assembled once from .gasm text (assembler.h) and shared,
 // read-only, by any number of Vm objects, one per thread. A Vm runs with its
@@ -36,6 +37,8 @@
 namespace gillab::interp {
 
 // An int64 or an immutable byte string (cheap to copy: the bytes are shared).
+// Tables (heap.h) live only inside the VM and its heap: a call that returns
+// one is a VmError.
 class Value {
  public:
   Value() : v_(int64_t{0}) {}
@@ -64,6 +67,7 @@ class Value {
 };
 
 struct Program;  // assembled code; see assembler.h
+class Heap;      // the shared heap: globals and tables (heap.h)
 
 // A runtime error in a program (type error, stack overflow, division by zero,
 // unknown function): the message names the function and instruction.
@@ -84,6 +88,10 @@ struct VmOptions {
   // How many times one Call re-runs an aborted atomic unit (exec_model.h)
   // before it gives up with a VmError. Never reached under the lock models.
   int max_unit_retries = 1000;
+  // The shared heap (globals, tables) this Vm reads and writes; every Vm of
+  // one engine or run shares one. nullptr: the Vm makes a private one,
+  // concurrent unless the model is exclusive (ExecTraits::exclusive).
+  std::shared_ptr<Heap> heap = nullptr;
 };
 
 class Vm {
@@ -104,6 +112,7 @@ class Vm {
 
   ExecModel& model() { return model_; }
   ExecThread& thread() { return me_; }
+  Heap& heap();
   // One sample per blocking native (sleep_us): ns from the end of the wait
   // until the thread was inside the model again (a GIL: holding the lock) —
   // the convoy-effect figure. Read it from the Vm's own thread, or after that

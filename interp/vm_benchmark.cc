@@ -9,6 +9,11 @@
 //                              _mean/_median/_stddev/_cv rows give the spread over those
 //                              repetitions, so that noise can be told from cost (a median
 //                              overhead within a stddev or two of 0 is noise)
+//   BM_LocalReadWrite          ns per iteration of `x = x + 1` on a local (load/push/add/store + the loop)
+//   BM_GlobalReadWrite/0       the same on a global (gload/push/add/gstore), heap not concurrent (exclusive policies)
+//   BM_GlobalReadWrite/1       the same, concurrent heap (policy `none`: every gload/gstore takes the cell's lock)
+//   BM_HeapOverhead            the three alternated in one benchmark: global_over_local_pct and
+//                              concurrent_over_plain_pct against baselines of the same run (thread CPU time)
 // The VM runs under the execution model of each policy (MakeExecModel): the
 // check points read the model's eval breaker, exactly as the servers do.
 // Each iteration of the countdown is 2 instructions (inc, and jgt_li: the
@@ -17,7 +22,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include "interp/assembler.h"
 #include "interp/exec_model.h"
+#include "interp/heap.h"
 #include "interp/vm.h"
 
 namespace gillab::interp {
@@ -84,10 +91,71 @@ void BM_EvalBreakerOverhead(benchmark::State& state) {
   state.counters["overhead_pct"] = 100.0 * (static_cast<double>(with_ns) / static_cast<double>(without_ns) - 1.0);
 }
 
+// x = x + 1, n times, on a local or on a global: 4 instructions + the loop's inc and jgt_li.
+constexpr int64_t kReadWrites = 1'000'000;
+const char* const kLocalLoop =
+    "func main n\n  var x\n  jmp test\nbody:\n  load x\n  push 1\n  add\n  store x\n  inc n -1\n"
+    "test:\n  load n\n  push 0\n  jgt body\n  load x\n  ret\nend\n";
+const char* const kGlobalLoop =
+    "global x\nfunc main n\n  jmp test\nbody:\n  gload x\n  push 1\n  add\n  gstore x\n  inc n -1\n"
+    "test:\n  load n\n  push 0\n  jgt body\n  gload x\n  ret\nend\n";
+
+std::unique_ptr<Vm> ReadWriteVm(Bench& b, const char* text, bool concurrent) {
+  return std::make_unique<Vm>(Assemble(text, "readwrite.gasm"), *b.model, *b.me,
+                              VmOptions{.heap = std::make_shared<Heap>(HeapOptions{.concurrent = concurrent})});
+}
+
+void BM_LocalReadWrite(benchmark::State& state) {
+  Bench b("newgil");
+  auto vm = ReadWriteVm(b, kLocalLoop, false);
+  int64_t loops = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(vm->Call("main", {Value::Int(kReadWrites)}));
+    loops += kReadWrites;
+  }
+  SetPerIteration(state, loops);
+}
+
+void BM_GlobalReadWrite(benchmark::State& state) {
+  Bench b("newgil");
+  auto vm = ReadWriteVm(b, kGlobalLoop, state.range(0) != 0);
+  int64_t loops = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(vm->Call("main", {Value::Int(kReadWrites)}));
+    loops += kReadWrites;
+  }
+  SetPerIteration(state, loops);
+}
+
+void BM_HeapOverhead(benchmark::State& state) {
+  Bench b("newgil");
+  auto local = ReadWriteVm(b, kLocalLoop, false);
+  auto plain = ReadWriteVm(b, kGlobalLoop, false);
+  auto concurrent = ReadWriteVm(b, kGlobalLoop, true);
+  int64_t ns[3] = {0, 0, 0};
+  for (auto _ : state) {
+    Vm* vms[3] = {local.get(), plain.get(), concurrent.get()};
+    for (int k = 0; k < 3; ++k) {
+      const int64_t t0 = ThreadCpuNs();
+      benchmark::DoNotOptimize(vms[k]->Call("main", {Value::Int(kReadWrites)}));
+      ns[k] += ThreadCpuNs() - t0;
+    }
+  }
+  const double n = static_cast<double>(state.iterations()) * kReadWrites;
+  state.counters["local_ns_per_iteration"] = static_cast<double>(ns[0]) / n;
+  state.counters["global_ns_per_iteration"] = static_cast<double>(ns[1]) / n;
+  state.counters["concurrent_ns_per_iteration"] = static_cast<double>(ns[2]) / n;
+  state.counters["global_over_local_pct"] = 100.0 * (static_cast<double>(ns[1]) / static_cast<double>(ns[0]) - 1.0);
+  state.counters["concurrent_over_plain_pct"] = 100.0 * (static_cast<double>(ns[2]) / static_cast<double>(ns[1]) - 1.0);
+}
+
 BENCHMARK(BM_CountdownLoop)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountdownLoopNoBreaker)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountdownLoopMutexTicks)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EvalBreakerOverhead)->Unit(benchmark::kMillisecond)->MinTime(0.5)->Repetitions(10);
+BENCHMARK(BM_LocalReadWrite)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GlobalReadWrite)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_HeapOverhead)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 }  // namespace
 }  // namespace gillab::interp

@@ -4,6 +4,10 @@
 
 #include <climits>
 #include <string>
+#include <string_view>
+#include <utility>
+
+#include <fmt/core.h>
 
 #include "interp/exec_model.h"
 #include "interp/assembler.h"
@@ -58,6 +62,28 @@ TEST_F(VmTest, DivisionByZeroIsAVmErrorNamingTheLine) {
   const std::string e = ErrorOf("push 1\npush 0\ndiv");
   EXPECT_NE(e.find("t.gasm:4:1: in function 'main', 'div': division by zero"), std::string::npos) << e;
   EXPECT_NE(ErrorOf("push 1\npush 0\nmod").find("modulo by zero"), std::string::npos);
+}
+
+TEST_F(VmTest, FusedArithmeticOfTwoLocalsMatchesTheUnfusedInstructions) {
+  // `load a; load b; <op>` assembles to one *_ll instruction (opcodes.h).
+  const std::string fn = "func main a b\n  load a\n  load b\n  {}\n  ret\nend\n";
+  const std::pair<const char*, int64_t> cases[] = {{"add", 17 + 5}, {"sub", 17 - 5}, {"mul", 17 * 5}, {"div", 17 / 5}, {"mod", 17 % 5}};
+  for (const auto& [op, want] : cases) {
+    const std::string text = fmt::format(fmt::runtime(fn), op);
+    EXPECT_EQ(Assemble(text, "t.gasm")->Find("main")->code.size(), 2u) << op;
+    EXPECT_EQ(Run(text, {Value::Int(17), Value::Int(5)}).as_int(), want) << op;
+    EXPECT_EQ(Run(text, {Value::Int(-17), Value::Int(-1)}).as_int(),
+              std::string_view(op) == "add" ? -18 : std::string_view(op) == "sub" ? -16 : std::string_view(op) == "mod" ? 0 : 17)
+        << op;
+  }
+  EXPECT_THROW(Run(fmt::format(fmt::runtime(fn), "div"), {Value::Int(1), Value::Int(0)}), VmError);
+  EXPECT_THROW(Run(fmt::format(fmt::runtime(fn), "mod"), {Value::Int(1), Value::Int(0)}), VmError);
+  try {
+    Run(fmt::format(fmt::runtime(fn), "add"), {Value::Bytes("x"), Value::Int(1)});
+    ADD_FAILURE() << "ran";
+  } catch (const VmError& e) {
+    EXPECT_NE(std::string(e.what()).find("'add_ll': expects two ints, got bytes and int"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(VmTest, StackOps) {

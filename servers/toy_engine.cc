@@ -30,7 +30,8 @@ thread_local interp::ExecThread* current_io_thread = nullptr;
 class ToyEngine::Io final : public IoThread {
  public:
   Io(ToyEngine& engine, std::shared_ptr<Entry> entry)
-      : engine_(engine), entry_(std::move(entry)), vm_(engine.handler_, *engine.model_, *entry_->thread) {
+      : engine_(engine), entry_(std::move(entry)),
+        vm_(engine.handler_, *engine.model_, *entry_->thread, interp::VmOptions{.heap = engine.heap_}) {
     engine_.model_->Enter(*entry_->thread);
     previous_io_thread_ = current_io_thread;
     current_io_thread = entry_->thread.get();
@@ -80,6 +81,8 @@ ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   }
   handler_ = interp::LoadProgram(options_.handler);     // UsageError naming FILE:LINE:COL
   cpu_spin_ = interp::LoadProgram("cpu_spin");
+  // Concurrent when VM threads may run at the same time (policy `none`).
+  heap_ = std::make_shared<interp::Heap>(interp::HeapOptions{.concurrent = !model_->traits().exclusive});
 }
 
 ToyEngine::~ToyEngine() { StopCpuThreads(); }
@@ -110,7 +113,7 @@ void ToyEngine::StartCpuThreads() {
     const int64_t start_ns = gil::NowNs();
     uint64_t iterations = 0;
     {
-      interp::Vm vm(cpu_spin_, *model_, me);
+      interp::Vm vm(cpu_spin_, *model_, me, interp::VmOptions{.heap = heap_});
       group.OnStop(index, [&vm] { vm.RequestStop(); });
       model_->Enter(me);
       try {

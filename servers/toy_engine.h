@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "gil/stall_monitor.h"
+#include "interp/heap.h"
 #include "servers/cpu_thread_group.h"
 #include "servers/engine.h"
 #include "servers/engine_stats.h"
@@ -70,6 +71,7 @@ class ToyEngine final : public Engine {
   std::unique_ptr<gil::StallMonitor> stall_monitor_;  // with options_.stall_threshold_ms > 0; watches gil_
   std::shared_ptr<const interp::Program> handler_;
   std::shared_ptr<const interp::Program> cpu_spin_;
+  std::shared_ptr<interp::Heap> heap_;  // one shared heap (design §8) for every Vm of the engine
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Entry>> entries_;  // every thread ever attached, in attach order
   CpuThreadGroup cpu_;
