@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
+#include "experiments/clients.h"
 #include "gil/error.h"
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
@@ -138,6 +139,11 @@ std::string ValidateValue(const SettingSpec& spec, const std::string& text, cons
   if (spec.name == "engine") return one_of(EngineNames());
   if (spec.name == "policy") return one_of(gil::PolicyNames());
   if (spec.name == "expect") return text.empty() ? text : one_of({"echo", "any"});
+  if (spec.name == "client") return one_of(LoadClientNames());
+  if (spec.name == "http_target" && (text.empty() || text[0] != '/' || text.find_first_of(" \t\r\n") != std::string::npos))
+    throw UsageError(fmt::format("http_target must be a path starting with '/' and without spaces (got '{}')", text));
+  if (spec.name == "server_command" && !text.empty() && text.find("{port}") == std::string::npos)
+    throw UsageError("server_command must pass the port the runner chose: put {port} in it");
   if (spec.name == "server_cpus" || spec.name == "client_cpus") {
     ParseCpuList(text);
     return text;
@@ -313,8 +319,16 @@ void ValidatePoint(const Experiment& e, const Point& p) {
     fail(fmt::format("engine cpython runs under CPython's own GIL; policy must be newgil (got '{}')", s.at("policy")));
   if (SettingDouble(s, "rate") > 0 && SettingInt(s, "think_us") > 0)
     fail("think_us (closed loop) and rate (open loop) exclude each other; set one of them to 0");
-  if (s.at("server") == "blocking" && SettingInt(s, "connections") > 1)
+  const bool outside = !s.at("server_command").empty();
+  if (!outside && s.at("server") == "blocking" && SettingInt(s, "connections") > 1)
     fail("the blocking server serves one connection at a time; connections must be 1");
+  const LoadClient* client = FindLoadClient(s.at("client"));
+  if (client && client->http_only && !PointSpeaksHttp(s))
+    fail(fmt::format("client {} speaks HTTP: set protocol = \"http\" or a server_command", client->name));
+  if (SettingInt(s, "pipeline") > 1 && (s.at("client") != "gillab" || !PointSpeaksHttp(s)))
+    fail("pipeline applies to the gillab client over http");
+  if (SettingInt(s, "client_threads") > SettingInt(s, "connections") && s.at("client") == "wrk")
+    fail("wrk needs at least as many connections as client_threads");
 }
 
 // Applies one `-s key=value` to the experiment.
@@ -437,6 +451,14 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"timeout_s", Type::kDouble, Target::kRunner, "60", "a run taking longer is killed and retried on --resume", 0.001},
       {"server_cpus", Type::kString, Target::kRunner, "", "CPUs the server is pinned to (\"0\", \"0-1\"; empty: any)"},
       {"client_cpus", Type::kString, Target::kRunner, "", "CPUs the client is pinned to"},
+      // HTTP load generators and outside servers (design §11, experiments/clients.h).
+      {"client", Type::kString, Target::kLoad, "gillab", "load generator: gillab | wrk | siege | ab"},
+      {"http_target", Type::kString, Target::kLoad, "/static", "http request target: POST /echo sends the payload, others are GETs"},
+      {"duration_s", Type::kDouble, Target::kLoad, "10", "wrk/siege/ab: seconds of load per run (gillab: requests)", 1},
+      {"client_threads", Type::kInt, Target::kLoad, "2", "wrk -t: client threads", 1},
+      {"pipeline", Type::kInt, Target::kLoad, "1", "gillab load over http: requests in flight per connection", 1},
+      {"server_command", Type::kString, Target::kRunner, "",
+       "an outside HTTP server run instead of gillab serve ({port} {source} {cpu_threads}; see runner.h)"},
   };
   return specs;
 }
