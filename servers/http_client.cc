@@ -100,8 +100,10 @@ void HttpClientConnection::Receive(HttpReply& reply) {
     }
     if (n == 0) {
       // A reply delimited by the close of the connection ends here; anything else was cut short.
-      parser.put_eof(ec);
-      if (!ec && parser.is_done()) break;
+      if (parser.got_some() && parser.is_header_done()) {
+        parser.put_eof(ec);
+        if (!ec && parser.is_done()) break;
+      }
       throw std::runtime_error(fmt::format("{}: server closed the connection with {} repl{} outstanding", endpoint_,
                                            outstanding_, outstanding_ == 1 ? "y" : "ies"));
     }
