@@ -30,7 +30,12 @@ thread_local gil::ThreadState* current_io_state = nullptr;
 class ToyEngine::Io final : public IoThread {
  public:
   Io(ToyEngine& engine, std::shared_ptr<Entry> entry)
-      : engine_(engine), entry_(std::move(entry)), vm_(engine.handler_, *engine.gil_, *entry_->state) {
+      : engine_(engine), entry_(std::move(entry)) {
+    // One Vm per handler program, made before taking the lock: a request
+    // then costs only the call.
+    for (const auto& program : engine_.handlers_) {
+      vms_.push_back(std::make_unique<interp::Vm>(program, *engine_.gil_, *entry_->state));
+    }
     engine_.gil_->Acquire(*entry_->state);
     previous_io_state_ = current_io_state;
     current_io_state = entry_->state.get();
@@ -40,10 +45,12 @@ class ToyEngine::Io final : public IoThread {
     if (engine_.gil_->HeldBy(*entry_->state)) engine_.gil_->Release(*entry_->state);
   }
 
-  std::string Handle(std::string_view request) override {
+  std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+  std::string HandleWith(size_t id, std::string_view request) override {
+    if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
     interp::Value reply;
     try {
-      reply = vm_.Call("handle", {interp::Value::Bytes(std::string(request)),
+      reply = vms_[id]->Call("handle", {interp::Value::Bytes(std::string(request)),
                                   interp::Value::Int(engine_.options_.work_units)});
     } catch (const interp::VmError& e) {
       throw std::runtime_error(e.what());
@@ -62,7 +69,7 @@ class ToyEngine::Io final : public IoThread {
  private:
   ToyEngine& engine_;
   std::shared_ptr<Entry> entry_;
-  interp::Vm vm_;
+  std::vector<std::unique_ptr<interp::Vm>> vms_;  // by handler id
   gil::ThreadState* previous_io_state_ = nullptr;
 };
 
@@ -75,7 +82,8 @@ ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   if (options_.stall_threshold_ms > 0) {
     stall_monitor_ = std::make_unique<gil::StallMonitor>(*gil_, gil::StallOptions{.threshold_ms = options_.stall_threshold_ms});
   }
-  handler_ = interp::LoadProgram(options_.handler);     // UsageError naming FILE:LINE:COL
+  handlers_.push_back(interp::LoadProgram(options_.handler));  // UsageError naming FILE:LINE:COL
+  for (const auto& extra : options_.extra_handlers) handlers_.push_back(interp::LoadProgram(extra));
   cpu_spin_ = interp::LoadProgram("cpu_spin");
 }
 

@@ -63,7 +63,8 @@ class ToyEngine final : public Engine {
   std::unique_ptr<gil::TraceRecorder> recorder_;  // with options_.trace; outlives the lock
   std::unique_ptr<gil::Gil> gil_;  // declared first: outlives every ThreadState below
   std::unique_ptr<gil::StallMonitor> stall_monitor_;  // with options_.stall_threshold_ms > 0; watches gil_
-  std::shared_ptr<const interp::Program> handler_;
+  // handlers_[0] is options_.handler, handlers_[i] options_.extra_handlers[i-1].
+  std::vector<std::shared_ptr<const interp::Program>> handlers_;
   std::shared_ptr<const interp::Program> cpu_spin_;
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Entry>> entries_;  // every thread ever attached, in attach order
