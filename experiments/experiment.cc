@@ -140,6 +140,8 @@ std::string ValidateValue(const SettingSpec& spec, const std::string& text, cons
   if (spec.name == "policy") return one_of(gil::PolicyNames());
   if (spec.name == "expect") return text.empty() ? text : one_of({"echo", "any"});
   if (spec.name == "client") return one_of(LoadClientNames());
+  if (spec.name == "protocol") return one_of({"frame", "http"});
+  if (spec.name == "http_parser") return one_of({"native", "vm"});
   if (spec.name == "http_target" && (text.empty() || text[0] != '/' || text.find_first_of(" \t\r\n") != std::string::npos))
     throw UsageError(fmt::format("http_target must be a path starting with '/' and without spaces (got '{}')", text));
   if (spec.name == "server_command" && !text.empty() && text.find("{port}") == std::string::npos)
@@ -452,6 +454,9 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"server_cpus", Type::kString, Target::kRunner, "", "CPUs the server is pinned to (\"0\", \"0-1\"; empty: any)"},
       {"client_cpus", Type::kString, Target::kRunner, "", "CPUs the client is pinned to"},
       // HTTP load generators and outside servers (design §11, experiments/clients.h).
+      // protocol and http_parser: gillab serve's flags of branch h-http; if that branch adds the same rows, keep one.
+      {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http"},
+      {"http_parser", Type::kString, Target::kServe, "native", "http: native (Beast, outside the lock) | vm (toy program, under it)"},
       {"client", Type::kString, Target::kLoad, "gillab", "load generator: gillab | wrk | siege | ab"},
       {"http_target", Type::kString, Target::kLoad, "/static", "http request target: POST /echo sends the payload, others are GETs"},
       {"duration_s", Type::kDouble, Target::kLoad, "10", "wrk/siege/ab: seconds of load per run (gillab: requests)", 1},
