@@ -149,6 +149,18 @@ TEST(HttpLoad, KeepAliveEchoesEveryPostOnOneConnectionEach) {
   EXPECT_EQ(r.ToJson()["non_2xx"], 0);
 }
 
+TEST(HttpLoad, OpenLoopKeepsTheScheduleOverHttp) {
+  FakeHttpServer server;
+  LoadOptions o = Http(server.endpoint(), "/echo", 100);
+  o.connections = 2;
+  o.rate = 2000;  // 100 requests over ~50 ms
+  const LoadResult r = RunLoad(o);
+  EXPECT_EQ(r.requests, 100);
+  EXPECT_EQ(r.errors, 0);
+  EXPECT_GE(r.seconds, 0.045);  // paced, not as fast as the server goes
+  EXPECT_EQ(r.ToJson()["mode"], "open");
+}
+
 TEST(HttpLoad, GetOfAnyTargetAcceptsItsBody) {
   FakeHttpServer server;
   const LoadResult r = RunLoad(Http(server.endpoint(), "/static", 50));
