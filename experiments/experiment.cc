@@ -18,6 +18,7 @@
 #include "gil/error.h"
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
+#include "servers/stream_protocol.h"
 #include "servers/server.h"
 
 namespace gillab::experiments {
@@ -137,6 +138,8 @@ std::string ValidateValue(const SettingSpec& spec, const std::string& text, cons
   if (spec.name == "server") return one_of(servers::ServerKinds());
   if (spec.name == "engine") return one_of(EngineNames());
   if (spec.name == "policy") return one_of(gil::PolicyNames());
+  if (spec.name == "protocol") return one_of(servers::StreamProtocolNames());
+  if (spec.name == "http_parser") return one_of(servers::HttpParserNames());
   if (spec.name == "expect") return text.empty() ? text : one_of({"echo", "any"});
   if (spec.name == "server_cpus" || spec.name == "client_cpus") {
     ParseCpuList(text);
@@ -427,6 +430,9 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"os_priority", Type::kPriorities, Target::kServe, "", "OS priority per role, \"cpu=nice:10\""},
       {"max_message_bytes", Type::kInt, Target::kServe, "16777216", "largest request the server accepts", 1},
       {"trace", Type::kBool, Target::kServe, "false", "write a Perfetto trace per run under raw/"},
+      {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http (design §11)"},
+      {"http_parser", Type::kString, Target::kServe, "native",
+       "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)"},
       {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0},
       {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1},
       {"connections", Type::kInt, Target::kLoad, "1", "client connections", 1},

@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "servers/engine.h"
+#include "servers/fake_engine_test_util.h"
 #include "servers/http_parser.h"
 #include "servers/http_routes.h"
 #include "servers/server.h"
@@ -374,6 +375,60 @@ TEST_P(HttpServerTest, SlowlorisDoesNotHoldUpOtherClients) {
   }
   EXPECT_EQ(slow.Read().body, "25");
 }
+
+// ---------------------------------------------------------------------------
+// The lock discipline of design §1 holds for http as for frames: FakeEngine's
+// lock is a mutex the test can take itself (native parser: the fake engine
+// cannot run the vm parser program).
+
+class HttpLockTest : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    server_ = MakeServer({.kind = GetParam(), .endpoint = "tcp://127.0.0.1:0", .max_message_bytes = kMaxMessageBytes,
+                          .protocol = "http", .http_parser = "native", .http_routes = nullptr,
+                          .http_parser_handler_id = 0},
+                         engine_);
+    server_->Bind();
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void TearDown() override {
+    server_->Stop();
+    thread_.join();
+    EXPECT_EQ(engine_.violations(), 0u) << "a handler ran, or a blocking section began, without the lock";
+    EXPECT_EQ(engine_.attached(), engine_.detached());
+  }
+  FakeEngine engine_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_P(HttpLockTest, ReleasesTheLockAroundEveryRecvAndSend) {
+  HttpClient client(server_->endpoint());
+  ASSERT_EQ(client.RoundTrip(Post("/echo", "warm-up")).body, "warm-up");
+  const uint64_t sections = engine_.blocking_sections();
+  const uint64_t handled = engine_.handled();
+  constexpr int kRequests = 200;
+  for (int i = 0; i < kRequests; ++i) ASSERT_EQ(client.RoundTrip(Post("/echo", "ping")).body, "ping");
+  EXPECT_EQ(engine_.handled() - handled, uint64_t{kRequests});
+  EXPECT_GE(engine_.blocking_sections() - sections, uint64_t{2 * kRequests - 1});
+}
+
+TEST_P(HttpLockTest, HandlerWaitsForTheLock) {
+  HttpClient client(server_->endpoint());
+  ASSERT_EQ(client.RoundTrip(Post("/echo", "warm-up")).body, "warm-up");
+  ASSERT_TRUE(WaitFor([&] { return engine_.gil().try_lock(); }));
+  const uint64_t handled = engine_.handled();
+  SetRecvTimeoutMs(client.fd(), 200);
+  client.Send(Post("/echo", "blocked"));
+  char byte;
+  EXPECT_LT(RecvSome(client.fd(), &byte, 1), 0) << "a reply came while the test held the lock";
+  EXPECT_EQ(engine_.handled(), handled);
+  engine_.gil().unlock();
+  SetRecvTimeoutMs(client.fd(), kClientTimeoutMs);
+  EXPECT_EQ(client.Read().body, "blocked");
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, HttpLockTest, testing::Values("blocking", "nonblocking", "threaded"));
 
 INSTANTIATE_TEST_SUITE_P(All, HttpServerTest, testing::ValuesIn(AllParams()), ParamName);
 
