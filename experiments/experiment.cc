@@ -19,6 +19,7 @@
 #include "gil/error.h"
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
+#include "servers/stream_protocol.h"
 #include "servers/server.h"
 
 namespace gillab::experiments {
@@ -138,10 +139,10 @@ std::string ValidateValue(const SettingSpec& spec, const std::string& text, cons
   if (spec.name == "server") return one_of(servers::ServerKinds());
   if (spec.name == "engine") return one_of(EngineNames());
   if (spec.name == "policy") return one_of(gil::PolicyNames());
+  if (spec.name == "protocol") return one_of(servers::StreamProtocolNames());
+  if (spec.name == "http_parser") return one_of(servers::HttpParserNames());
   if (spec.name == "expect") return text.empty() ? text : one_of({"echo", "any"});
   if (spec.name == "client") return one_of(LoadClientNames());
-  if (spec.name == "protocol") return one_of({"frame", "http"});
-  if (spec.name == "http_parser") return one_of({"native", "vm"});
   if (spec.name == "http_target" && (text.empty() || text[0] != '/' || text.find_first_of(" \t\r\n") != std::string::npos))
     throw UsageError(fmt::format("http_target must be a path starting with '/' and without spaces (got '{}')", text));
   if (spec.name == "server_command" && !text.empty() && text.find("{port}") == std::string::npos)
@@ -443,6 +444,9 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"os_priority", Type::kPriorities, Target::kServe, "", "OS priority per role, \"cpu=nice:10\""},
       {"max_message_bytes", Type::kInt, Target::kServe, "16777216", "largest request the server accepts", 1},
       {"trace", Type::kBool, Target::kServe, "false", "write a Perfetto trace per run under raw/"},
+      {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http (design §11)"},
+      {"http_parser", Type::kString, Target::kServe, "native",
+       "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)"},
       {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0},
       {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1},
       {"connections", Type::kInt, Target::kLoad, "1", "client connections", 1},
@@ -454,9 +458,6 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"server_cpus", Type::kString, Target::kRunner, "", "CPUs the server is pinned to (\"0\", \"0-1\"; empty: any)"},
       {"client_cpus", Type::kString, Target::kRunner, "", "CPUs the client is pinned to"},
       // HTTP load generators and outside servers (design §11, experiments/clients.h).
-      // protocol and http_parser: gillab serve's flags of branch h-http; if that branch adds the same rows, keep one.
-      {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http"},
-      {"http_parser", Type::kString, Target::kServe, "native", "http: native (Beast, outside the lock) | vm (toy program, under it)"},
       {"client", Type::kString, Target::kLoad, "gillab", "load generator: gillab | wrk | siege | ab"},
       {"http_target", Type::kString, Target::kLoad, "/static", "http request target: POST /echo sends the payload, others are GETs"},
       {"duration_s", Type::kDouble, Target::kLoad, "10", "wrk/siege/ab: seconds of load per run (gillab: requests)", 1},

@@ -323,7 +323,10 @@ std::vector<std::string> ServeArgs(const Point& p, const std::string& bin, const
   args.insert(args.end(), {"--cpu-threads", s.at("cpu_threads"), "--handler", s.at("handler"), "--work-units",
                            s.at("work_units"), "--endpoint", endpoint, "--max-message-bytes", s.at("max_message_bytes")});
   if (!s.at("os_priority").empty()) args.insert(args.end(), {"--os-priority", s.at("os_priority")});
-  if (s.at("protocol") == "http") args.insert(args.end(), {"--protocol", "http", "--http-parser", s.at("http_parser")});
+  // frame is serve's default: existing command lines stay as they were.
+  if (s.at("protocol") != "frame") {
+    args.insert(args.end(), {"--protocol", s.at("protocol"), "--http-parser", s.at("http_parser")});
+  }
   // Only the toy engine's lock can be traced (serve refuses --trace for native and cpython).
   if (s.at("trace") == "true" && s.at("engine") == "toy" && !trace_path.empty()) {
     args.insert(args.end(), {"--trace", trace_path});

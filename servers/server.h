@@ -35,7 +35,7 @@ struct ServerOptions {
   // four built-in targets, which need EngineOptions::extra_handlers =
   // HttpRoutes().handler_names()). With http_parser vm, the id of the
   // `http_request` parser program among the engine's handlers.
-  std::shared_ptr<const HttpRoutes> http_routes;
+  std::shared_ptr<const HttpRoutes> http_routes = nullptr;
   size_t http_parser_handler_id = 0;
 };
 
