@@ -21,7 +21,8 @@
 // read + write + timeout; siege: failed transactions; ab: failed requests);
 // `non_2xx` are replies with a status outside 2xx (wrk counts only >= 400).
 // wrk, siege and ab count non-2xx replies in `requests`; gillab load does not
-// (they are not latency samples).
+// (they are not latency samples). The experiment's `warmup` requests are
+// gillab load's only; wrk, siege and ab measure from their first request.
 //
 //   const LoadClient& c = FindLoadClient(point.settings.at("client"));
 //   ChildProcess load({.argv = c.args({point, bin, endpoint, json_path, warmup})});
