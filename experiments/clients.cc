@@ -1,19 +1,19 @@
 // clients.cc — command lines and output parsers of gillab load, wrk, siege and ab (see clients.h).
 #include "experiments/clients.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 
-#include <unistd.h>
-
 #include <fmt/core.h>
 
 #include "gil/error.h"
-
 
 namespace gillab::experiments {
 namespace {
