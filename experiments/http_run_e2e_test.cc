@@ -35,15 +35,16 @@ Result Gillab(const std::vector<std::string>& args, double timeout_s = 120) {
   return {done ? child.exit_code() : -1, child.out(), child.err()};
 }
 
-// Processes whose command line names the baseline script (none may outlive a run).
-int BaselineProcesses() {
+// Processes carrying `mark` in their environment: the outside servers this
+// test's runs started (other tests may run baselines at the same time).
+int MarkedProcesses(const std::string& mark) {
   int count = 0;
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string pid = entry.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find("servers/python/http_baseline.py") != std::string::npos) ++count;
+    std::ifstream in(entry.path() / "environ");
+    std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (environ.find(mark) != std::string::npos) ++count;
   }
   return count;
 }
@@ -60,9 +61,12 @@ class HttpRunE2e : public ::testing::Test {
 };
 
 TEST_F(HttpRunE2e, EveryClientDrivesTheOutsideServerIntoTheSameColumns) {
-  const int before = BaselineProcesses();
   const std::string dir = (root_ / "outside").string();
-  Result run = Gillab({"run", GILLAB_HTTP_OUTSIDE_TOML, "-o", dir});
+  // The same server as the file's, started through env so that it carries a mark of this test.
+  const std::string mark = "GILLAB_HTTP_E2E_MARK=" + std::to_string(getpid());
+  Result run = Gillab({"run", GILLAB_HTTP_OUTSIDE_TOML, "-o", dir, "-s",
+                       "server_command=env " + mark +
+                           " /usr/bin/python3 {source}/servers/python/http_baseline.py --port {port} --cpu-threads 0"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto rows = ReadRunsCsv(dir + "/runs.csv");
   ASSERT_EQ(rows.size(), 4u);
@@ -82,7 +86,7 @@ TEST_F(HttpRunE2e, EveryClientDrivesTheOutsideServerIntoTheSameColumns) {
       EXPECT_TRUE(fs::exists(dir + "/raw/p00" + r.at("point") + "_r0_client.txt")) << client;
     }
   }
-  EXPECT_EQ(BaselineProcesses(), before) << "an outside server outlived its run";
+  EXPECT_EQ(MarkedProcesses(mark), 0) << "an outside server outlived its run";
 }
 
 TEST_F(HttpRunE2e, Non2xxRepliesAreCountedByEachClient) {
