@@ -16,6 +16,7 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "experiments/clients.h"
 #include "gil/error.h"
 #include "servers/engine_kinds.h"
 #include "servers/server_kinds.h"
@@ -230,9 +231,19 @@ void ValidatePoint(const Experiment& e, const Point& p) {
                      s.at("policy")));
   if (SettingDouble(s, "rate") > 0 && SettingInt(s, "think_us") > 0)
     fail("think_us (closed loop) and rate (open loop) exclude each other; set one of them to 0");
+  // An outside server (server_command) is not a gillab server kind: the kind's
+  // rules do not apply to it.
+  const bool outside = !s.at("server_command").empty();
   const servers::ServerKind& server = servers::RequireServerKind(s.at("server"));
-  if (server.one_connection_at_a_time && SettingInt(s, "connections") > 1)
+  if (!outside && server.one_connection_at_a_time && SettingInt(s, "connections") > 1)
     fail(fmt::format("the {} server serves one connection at a time; connections must be 1", server.name));
+  const LoadClient* client = FindLoadClient(s.at("client"));
+  if (client && client->http_only && !PointSpeaksHttp(s))
+    fail(fmt::format("client {} speaks HTTP: set protocol = \"http\" or a server_command", client->name));
+  if (SettingInt(s, "pipeline") > 1 && (s.at("client") != "gillab" || !PointSpeaksHttp(s)))
+    fail("pipeline applies to the gillab client over http");
+  if (SettingInt(s, "client_threads") > SettingInt(s, "connections") && s.at("client") == "wrk")
+    fail("wrk needs at least as many connections as client_threads");
 }
 
 // Applies one `-s key=value` to the experiment.

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
+#include "experiments/clients.h"
 #include "experiments/commands.h"
 #include "experiments/experiment.h"
 #include "experiments/sysinfo.h"
@@ -49,6 +50,8 @@ void AddListCommand(CLI::App& app) {
       fmt::print("  {:<16} {} ({} transport)\n", kind.name, kind.summary, servers::TransportName(kind.transport));
     fmt::print("engines (--engine):\n");
     for (const auto& engine : servers::EngineKindTable()) fmt::print("  {:<16} {}\n", engine.name, engine.summary);
+    fmt::print("load clients (experiment setting client):\n");
+    for (const auto& client : LoadClients()) fmt::print("  {:<16} {}\n", client.name, client.help);
     fmt::print("programs (--handler, gillab vm) in {}:\n", interp::ProgramsDir());
     for (const auto& file : Sorted(interp::ProgramsDir(), ".gasm")) fmt::print("  {}\n", file.stem().string());
     fs::path experiments = fs::path(SourceDir()) / "experiments";

@@ -140,7 +140,7 @@ const std::vector<std::string>& RunColumns() {
     std::vector<std::string> c = {"point", "repetition", "variant"};
     for (const auto& spec : SettingSpecs()) c.emplace_back(spec.name);
     for (const char* name : {"status", "started_utc", "wall_s", "req_per_s", "latency_p50_us", "latency_p90_us",
-                             "latency_p99_us", "latency_p999_us", "latency_max_us", "latency_min_us", "latency_mean_us", "requests_done", "errors",
+                             "latency_p99_us", "latency_p999_us", "latency_max_us", "latency_min_us", "latency_mean_us", "requests_done", "errors", "non_2xx",
                              "load_seconds", "cpu_iterations_per_s", "lock_switches", "lock_handoff_p50_ns",
                              "lock_handoff_p99_ns", "serve_wall_ns"})
       c.emplace_back(name);
@@ -177,6 +177,7 @@ Row MakeRow(const Point& point, int repetition, const json& load, const json& se
     row[fmt::format("latency_{}_us", p)] = Cell(load, {"latency_us", p});
   row["requests_done"] = Cell(load, {"requests"});
   row["errors"] = Cell(load, {"errors"});
+  row["non_2xx"] = Cell(load, {"non_2xx"});
   row["load_seconds"] = Cell(load, {"seconds"});
   row["cpu_iterations_per_s"] = Cell(serve, {"cpu_iterations_per_s"});
   row["lock_switches"] = Cell(serve, {"lock", "switches"});

@@ -182,7 +182,7 @@ TEST_F(RunE2e, EveryShippedExperimentResolves) {
     Result dry = Gillab({"run", entry.path().string(), "--dry-run"}, 60);
     EXPECT_EQ(dry.exit_code, 0) << entry.path() << ": " << dry.err;
   }
-  EXPECT_EQ(count, 7);  // convoy, switch_interval, priorities, cpu_threads, pacing, primes_scaling, calibration
+  EXPECT_EQ(count, 8);  // convoy, switch_interval, priorities, cpu_threads, pacing, primes_scaling, calibration, http_convoy
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // runner.cc — spawning serve/load per run, timeouts, resume, progress and ETA.
 #include "experiments/runner.h"
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +31,7 @@
 #include "servers/mq_protocol.h"
 #include "servers/server_kinds.h"
 #include "servers/settings.h"
+#include "servers/socket.h"
 
 namespace gillab::experiments {
 namespace {
@@ -99,6 +102,32 @@ int RemoveQueuesOfDeadRunners() {
   return removed;
 }
 
+// A loopback port free right now, for an outside server (which, unlike gillab
+// serve, cannot report the port it bound). Another process could take it
+// before the server binds it: the run then fails and is retried on --resume.
+int FreeLoopbackPort() {
+  servers::UniqueFd fd = servers::ListenTcp(servers::ParseTcpEndpoint("tcp://127.0.0.1:0"));
+  return servers::LocalEndpoint(fd.get()).port;
+}
+
+// Whether something accepts connections on 127.0.0.1:port.
+bool PortOpen(int port) {
+  try {
+    servers::ConnectTcp(servers::ParseTcpEndpoint(fmt::format("tcp://127.0.0.1:{}", port)));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Next to raw/pNNN_rR_load.json: raw/pNNN_rR_client.txt, the client's own output.
+std::string ClientOutputPath(const std::string& load_json_path) {
+  const std::string suffix = "_load.json";
+  if (load_json_path.ends_with(suffix))
+    return load_json_path.substr(0, load_json_path.size() - suffix.size()) + "_client.txt";
+  return load_json_path + ".client.txt";
+}
+
 struct Outcome {
   bool ok = false;
   bool fatal = false;        // a usage error: every other run would fail the same way
@@ -115,12 +144,17 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   o.timing.started_utc = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
   int64_t start_ns = gil::KernelNowNs();
   const Settings& s = point.settings;
-  std::string endpoint = servers::DefaultEndpoint(servers::RequireServerKind(s.at("server")),
-                                                  RunIpcName(getpid(), run_number));
+  const bool outside = !s.at("server_command").empty();
+  const int outside_port = outside ? FreeLoopbackPort() : 0;
+  std::string endpoint = outside ? fmt::format("tcp://127.0.0.1:{}", outside_port)
+                                 : servers::DefaultEndpoint(servers::RequireServerKind(s.at("server")),
+                                                            RunIpcName(getpid(), run_number));
+  const std::string server_name = outside ? "the server_command" : "gillab serve";
   std::error_code ec;
   fs::remove(load_json_path, ec);
 
-  ChildProcess serve({.argv = ServeArgs(point, bin, endpoint, trace_path), .cpus = ParseCpuList(s.at("server_cpus"))});
+  ChildProcess serve({.argv = outside ? OutsideServerArgs(point, outside_port) : ServeArgs(point, bin, endpoint, trace_path),
+                      .cpus = ParseCpuList(s.at("server_cpus"))});
   // Whatever path leaves this function, the server gets SIGTERM first (so it
   // removes its shared-memory queues) and is reaped.
   struct StopAtExit {
@@ -134,17 +168,29 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
     o.fatal = who.exited() && who.exit_code() == 2;
     return o;
   };
+  // gillab serve says `listening ENDPOINT`; an outside server is ready when its port accepts.
   std::optional<std::string> listening;
-  bool ready = WaitFor({&serve}, Deadline(kStartupTimeoutS),
-                       [&] { return (listening = ListeningEndpoint(serve.out())).has_value() || serve.exited(); });
+  bool ready = WaitFor({&serve}, Deadline(kStartupTimeoutS), [&] {
+    if (outside && PortOpen(outside_port)) listening = endpoint;
+    if (!outside) listening = ListeningEndpoint(serve.out());
+    return listening.has_value() || serve.exited();
+  });
   if (Interrupted()) return o.interrupted = true, o;
   if (!ready || !listening) {
-    if (!serve.exited()) return fail(serve, fmt::format("gillab serve printed no `listening` line within {} s", kStartupTimeoutS));
-    return fail(serve, "gillab serve exited before listening (" + serve.ExitDescription() + ")");
+    if (!serve.exited())
+      return fail(serve, outside ? fmt::format("the server_command did not open port {} within {} s", outside_port, kStartupTimeoutS)
+                                 : fmt::format("gillab serve printed no `listening` line within {} s", kStartupTimeoutS));
+    return fail(serve, server_name + " exited before listening (" + serve.ExitDescription() + ")");
   }
   int64_t listening_ns = gil::KernelNowNs();
 
-  ChildProcess load({.argv = LoadArgs(point, bin, *listening, load_json_path, warmup_requests),
+  const LoadClient& client = *FindLoadClient(s.at("client"));
+  ChildProcess load({.argv = client.args({.point = point,
+                                          .gillab_bin = bin,
+                                          .endpoint = *listening,
+                                          .json_path = load_json_path,
+                                          .warmup_requests = warmup_requests,
+                                          .source_dir = SourceDir()}),
                      .cpus = ParseCpuList(s.at("client_cpus"))});
   struct KillAtExit {
     ChildProcess& child;
@@ -156,7 +202,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   if (!finished) return fail(load, fmt::format("timed out after {} s (killed)", timeout_s));
   if (!load.exited()) {
     // The server died under the client.
-    return fail(serve, "gillab serve died during the run (" + serve.ExitDescription() + ")");
+    return fail(serve, server_name + " died during the run (" + serve.ExitDescription() + ")");
   }
   serve.Signal(SIGTERM);
   bool stopped = WaitFor({&serve}, Deadline(kShutdownTimeoutS), [&] { return serve.exited(); });
@@ -164,18 +210,25 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   Pump({&serve}, 0);
   o.timing.serve_wall_ns = gil::KernelNowNs() - listening_ns;
   o.timing.wall_s = static_cast<double>(gil::KernelNowNs() - start_ns) / 1e9;
-  if (!stopped) return fail(serve, fmt::format("gillab serve did not exit within {} s of SIGTERM (killed)", kShutdownTimeoutS));
+  if (!stopped) return fail(serve, fmt::format("{} did not exit within {} s of SIGTERM (killed)", server_name, kShutdownTimeoutS));
 
+  if (!client.program.empty()) WriteFileAtomic(ClientOutputPath(load_json_path), load.out());
   try {
-    o.load = json::parse(ReadFile(load_json_path));
-  } catch (const std::exception&) {
-    return fail(load, "gillab load wrote no readable --json file (" + load.ExitDescription() + ")");
+    o.load = client.parse(load.out(), load_json_path);
+  } catch (const std::exception& e) {
+    return fail(load, fmt::format("{} gave no result ({}; {})", client.name, e.what(), load.ExitDescription()));
   }
-  if (load.exit_code() != 0) {
-    auto errors = o.load.find("errors");
-    bool counted = errors != o.load.end() && errors->is_number() && errors->get<double>() > 0;
-    if (!counted) return fail(load, "gillab load failed (" + load.ExitDescription() + ")");
-    o.timing.status = "errors";
+  // The other clients' results land where gillab load writes its own, for the report and plots.
+  if (!client.program.empty()) WriteFileAtomic(load_json_path, o.load.dump(2) + "\n");
+  auto counted = [&](const char* key) {
+    auto it = o.load.find(key);
+    return it != o.load.end() && it->is_number() && it->get<double>() > 0;
+  };
+  if (counted("errors") || counted("non_2xx")) o.timing.status = "errors";
+  else if (load.exit_code() != 0) return fail(load, fmt::format("{} failed ({})", client.name, load.ExitDescription()));
+  if (outside) {  // an outside server has no lock statistics: those cells are NA
+    o.ok = true;
+    return o;
   }
   o.serve = ServeJson(serve.out());
   if (serve.exit_code() != 0 || o.serve.is_null())
@@ -198,8 +251,9 @@ std::string Progress(int done, int total, const Point& p, int rep, const Outcome
       }
       return it->is_number() ? it->get<double>() : -1;
     };
-    result = fmt::format("{:.0f} req/s, p50 {:.0f} µs, p99 {:.0f} µs", number("req_per_s"), number("latency_us", "p50"),
-                         number("latency_us", "p99"));
+    // A figure the client does not report (siege's percentiles) is NA.
+    auto us = [&](const char* p) { double v = number("latency_us", p); return v < 0 ? std::string("NA") : fmt::format("{:.0f} µs", v); };
+    result = fmt::format("{:.0f} req/s, p50 {}, p99 {}", number("req_per_s"), us("p50"), us("p99"));
     if (o.timing.status != "ok") result += " (client errors)";
   } else {
     result = "FAILED";
@@ -292,17 +346,20 @@ std::vector<std::string> ServeArgs(const Point& p, const std::string& bin, const
   return args;
 }
 
-std::vector<std::string> LoadArgs(const Point& p, const std::string& bin, const std::string& endpoint,
-                                  const std::string& json_path, int64_t warmup_requests) {
-  std::vector<std::string> args = {bin, "load", "--endpoint", endpoint};
-  for (std::string& flag : servers::SettingFlags(SettingTarget::kLoad, p.settings)) args.push_back(std::move(flag));
-  args.insert(args.end(), {"--json", json_path});
-  if (warmup_requests > 0) args.insert(args.end(), {"--warmup", std::to_string(warmup_requests)});
-  return args;
+std::vector<std::string> OutsideServerArgs(const Point& p, int port) {
+  std::string command = p.settings.at("server_command");
+  const std::vector<std::pair<std::string, std::string>> fields = {
+      {"{port}", std::to_string(port)}, {"{source}", SourceDir()}, {"{cpu_threads}", p.settings.at("cpu_threads")}};
+  for (const auto& [field, value] : fields)
+    for (size_t at = command.find(field); at != std::string::npos; at = command.find(field, at + value.size()))
+      command.replace(at, field.size(), value);
+  // exec: the server itself is the child, so SIGTERM and the death signal reach it, not a shell.
+  return {"/bin/sh", "-c", "exec " + command};
 }
 
 double EstimateRunSeconds(const Point& p, int64_t warmup_requests) {
   const Settings& s = p.settings;
+  if (s.at("client") != "gillab") return 0.3 + std::min(SettingDouble(s, "duration_s"), SettingDouble(s, "timeout_s"));
   double startup_s = s.at("engine") == "cpython" ? 0.6 : 0.15;
   double requests = static_cast<double>(SettingInt(s, "requests") + warmup_requests);
   double per_request_us = 60 + static_cast<double>(SettingInt(s, "message_bytes")) / 500.0;
@@ -354,8 +411,13 @@ std::string DryRunText(const Experiment& e, const std::string& bin) {
   std::string endpoint =
       points.empty() ? "" : servers::DefaultEndpoint(servers::RequireServerKind(points[0].settings.at("server")), "NAME");
   if (!points.empty()) {
-    out += fmt::format("first run:\n  {}\n", fmt::join(ServeArgs(points[0], bin, endpoint, "TRACE.json"), " "));
-    out += fmt::format("  {}\n", fmt::join(LoadArgs(points[0], bin, "ENDPOINT", "LOAD.json", e.warmup), " "));
+    const Point& first = points[0];
+    const bool outside = !first.settings.at("server_command").empty();
+    out += fmt::format("first run:\n  {}\n", fmt::join(outside ? OutsideServerArgs(first, 0) : ServeArgs(first, bin, endpoint, "TRACE.json"), " "));
+    const LoadClient& client = *FindLoadClient(first.settings.at("client"));
+    out += fmt::format("  {}\n", fmt::join(client.args({.point = first, .gillab_bin = bin, .endpoint = "tcp://127.0.0.1:PORT",
+                                                        .json_path = "LOAD.json", .warmup_requests = e.warmup,
+                                                        .source_dir = SourceDir()}), " "));
   }
   out += fmt::format("{} runs, estimated time {} (rough: think time + network + lock waits "
                      "under a convoy; handler work not counted)\n", e.RunCount() + (points.empty() ? 0 : e.warmup_runs), FormatDuration(total_s));

@@ -1,7 +1,8 @@
 // runner.h — `gillab run`: every (point, repetition) as a fresh server and client.
 //
 // One run: start `gillab serve` (pinned as the point says), wait for its
-// `listening ENDPOINT` line, run `gillab load` against it to completion (or
+// `listening ENDPOINT` line (or start the point's server_command and wait for
+// its port), run the point's client (clients.h) against it to completion (or
 // timeout_s), SIGTERM the server and read its exit JSON (per-thread lock
 // stats), append one row to runs.csv. A run that times out or crashes is
 // killed (SIGKILL), reaped, logged to failures.log and left for --resume.
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/clients.h"
 #include "experiments/experiment.h"
 #include "experiments/shard.h"
 
@@ -54,8 +56,13 @@ std::string GillabBinary();
 // The command lines of one run (exposed for tests and --dry-run).
 std::vector<std::string> ServeArgs(const Point& point, const std::string& bin, const std::string& endpoint,
                                    const std::string& trace_path);
-std::vector<std::string> LoadArgs(const Point& point, const std::string& bin, const std::string& endpoint,
-                                  const std::string& json_path, int64_t warmup_requests);
+// LoadArgs (gillab load's command line) lives with the other clients' in clients.h.
+// An experiment's server_command for one run: {port}, {source} (the source
+// tree) and {cpu_threads} filled in, run as `/bin/sh -c "exec COMMAND"` so the
+// server is the runner's child. The runner waits until 127.0.0.1:{port}
+// accepts a connection (or kStartupTimeoutS), drives it with the point's
+// client, then SIGTERMs and reaps it; its rows have no lock statistics (NA).
+std::vector<std::string> OutsideServerArgs(const Point& point, int port);
 // A rough guess of one run's wall time, for --dry-run and the ETA before any run finished.
 double EstimateRunSeconds(const Point& point, int64_t warmup_requests);
 std::string FormatDuration(double seconds);  // "4m05s"

@@ -297,7 +297,13 @@ class Assembler {
       }
       fn_->code[ref.pc].b = static_cast<int32_t>(static_cast<int64_t>(it->second) - static_cast<int64_t>(ref.pc) - 1);
     }
-    Fuse(*fn_);
+    // Fusing shrinks the code: the calls not yet resolved must follow their
+    // instruction to its new pc, or ResolveCalls patches another one.
+    const std::vector<size_t> old_to_new = Fuse(*fn_);
+    const size_t this_function = program_->functions.size() - 1;
+    for (CallRef& ref : call_refs_) {
+      if (ref.function == this_function) ref.pc = old_to_new[ref.pc];
+    }
     fn_ = nullptr;
   }
 
@@ -405,7 +411,8 @@ class Assembler {
   // The superinstructions of opcodes.h: `load a; push c; j<cc> L` and
   // `load a; load c; j<cc> L` become one jump when no jump lands on the second
   // or third instruction. Jump offsets are recomputed after the code shrinks.
-  static void Fuse(Function& f) {
+  // Returns each old pc's new pc.
+  static std::vector<size_t> Fuse(Function& f) {
     const size_t n = f.code.size();
     std::vector<int64_t> target(n, -1);  // absolute targets of the jumps
     std::vector<bool> is_target(n + 1, false);
@@ -472,6 +479,7 @@ class Assembler {
     }
     f.code = std::move(code);
     f.pos = std::move(pos);
+    return old_to_new;
   }
 
   uint16_t Local(const Token& t) const {

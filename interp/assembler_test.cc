@@ -136,6 +136,21 @@ TEST(Assembler, CallResolvesFunctionsDefinedLaterThenNatives) {
   EXPECT_EQ(f.code[1].a, static_cast<uint16_t>(NativeId::NOW_NS));
 }
 
+// A fused compare-jump before a call shrinks the code; the call must still be
+// the instruction its name is resolved into (it used to patch another one,
+// and the verifier then rejected a valid program).
+TEST(Assembler, CallAfterAFusedJumpResolvesToTheCall) {
+  auto p = Assemble(
+      "func f n\ntop: load n\n  push 3\n  jge out\n  push 7\n  call g\n  pop\n  inc n 1\n  jmp top\n"
+      "out: push 1\n  ret\nend\nfunc g x\n  load x\n  ret\nend\n",
+      "c.gasm");
+  const Function& f = *p->Find("f");
+  EXPECT_EQ(f.code[0].op, Op::JGE_LI);
+  EXPECT_EQ(f.code[2].op, Op::CALL);
+  EXPECT_EQ(f.code[2].a, 1);
+  EXPECT_EQ(f.code[1].op, Op::PUSH);
+}
+
 struct BadCase {
   const char* text;
   int line;

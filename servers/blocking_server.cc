@@ -17,7 +17,7 @@ class BlockingServer final : public StreamServer {
     auto io = engine().AttachIo("io");
     std::string peer;
     while (UniqueFd fd = AcceptBlocking(*io, /*non_blocking=*/false, peer)) {
-      StreamConnection conn(std::move(fd), max_message_bytes(), peer);
+      StreamConnection conn(std::move(fd), NewProtocol(), peer);
       ServeBlocking(*io, conn);
     }
   }

@@ -10,6 +10,7 @@
 
 #include "gil/error.h"
 #include "servers/frame.h"
+#include "servers/http_client.h"
 #include "servers/mq_protocol.h"
 #include "servers/server_kinds.h"
 #include "servers/socket.h"
@@ -113,6 +114,9 @@ class MqConnection final : public ClientConnection {
 
 }  // namespace
 
+void ClientConnection::Send(std::string_view) { throw std::logic_error("pipelining needs the http transport"); }
+void ClientConnection::Receive(HttpReply&) { throw std::logic_error("pipelining needs the http transport"); }
+
 std::string TransportOfServerKind(std::string_view kind) {
   return std::string(RequireServerKind(kind).client_connection);
 }
@@ -124,7 +128,7 @@ std::string DefaultTransport(std::string_view endpoint) {
 }
 
 void CheckEndpoint(std::string_view transport, std::string_view endpoint) {
-  if (transport == "stream") {
+  if (transport == "stream" || transport == "http") {
     if (ParseTcpEndpoint(endpoint).port == 0) {
       throw UsageError(fmt::format("endpoint '{}': a client needs the server's port, not 0", endpoint));
     }
@@ -144,9 +148,10 @@ void CheckEndpoint(std::string_view transport, std::string_view endpoint) {
 }
 
 std::unique_ptr<ClientConnection> ConnectClient(std::string_view transport, const std::string& endpoint,
-                                                int reply_timeout_ms) {
+                                                int reply_timeout_ms, const std::string& http_target) {
   CheckEndpoint(transport, endpoint);
   if (transport == "stream") return std::make_unique<StreamConnection>(endpoint, reply_timeout_ms);
+  if (transport == "http") return std::make_unique<HttpClientConnection>(endpoint, http_target, reply_timeout_ms);
   if (transport == "zmq") return std::make_unique<ZmqConnection>(endpoint, reply_timeout_ms);
   return std::make_unique<MqConnection>(endpoint, reply_timeout_ms);
 }

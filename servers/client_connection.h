@@ -2,7 +2,8 @@
 // any of the three transports (design §4), behind one call.
 //
 // Transports: "stream" (4-byte big-endian framing over TCP: the blocking,
-// nonblocking and threaded servers), "zmq" (a REQ socket; one transport
+// nonblocking and threaded servers), "http" (HTTP/1.1 to the same servers
+// under --protocol http, or any outside HTTP server; see http_client.h), "zmq" (a REQ socket; one transport
 // message = the N bytes) and "multiprocessing" (Boost.Interprocess queues,
 // see mq_protocol.h). A connection is used by one thread at a time. Every
 // failure — connect refused, peer gone, no reply within reply_timeout_ms —
@@ -20,11 +21,21 @@
 
 namespace gillab::servers {
 
+// One HTTP reply: its status and body (the framed transports have neither status nor pipelining).
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
 class ClientConnection {
  public:
   virtual ~ClientConnection() = default;
   // Sends one request and waits for its reply.
   virtual void Exchange(std::string_view request, std::string& reply) = 0;
+  // Pipelining (http only): Send queues a request, Receive reads the oldest
+  // outstanding reply. The framed transports throw std::logic_error.
+  virtual void Send(std::string_view request);
+  virtual void Receive(HttpReply& reply);
 };
 
 // The connection type of a server kind: its row's client_connection in
@@ -36,7 +47,9 @@ std::string DefaultTransport(std::string_view endpoint);
 // Throws UsageError if the endpoint cannot name a server of that transport.
 void CheckEndpoint(std::string_view transport, std::string_view endpoint);
 
+// http_target: the request target of the "http" transport ("/echo" posts the
+// payload, anything else is a GET); unused by the others.
 std::unique_ptr<ClientConnection> ConnectClient(std::string_view transport, const std::string& endpoint,
-                                                int reply_timeout_ms);
+                                                int reply_timeout_ms, const std::string& http_target = "/echo");
 
 }  // namespace gillab::servers

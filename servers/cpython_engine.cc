@@ -168,7 +168,7 @@ std::string PythonDir() {
 }
 
 struct CpythonEngine::PyState {
-  PyRef handle;      // handler module's handle(request, work_units)
+  std::vector<PyRef> handles;  // by handler id: each handler module's handle(request, work_units)
   PyRef spin_main;   // cpu_spin.main(stop)
   PyRef stop_class;  // cpu_spin.StopFlag
   // Stop flags of the running CPU threads (borrowed: each thread owns its flag
@@ -197,11 +197,13 @@ class CpythonEngine::Io final : public IoThread {
     PyGILState_Release(gil_state_);
   }
 
-  std::string Handle(std::string_view request) override {
+  std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+  std::string HandleWith(size_t id, std::string_view request) override {
+    if (id >= engine_.py_->handles.size()) throw std::runtime_error(fmt::format("the cpython engine has no handler #{}", id));
     PyRef bytes(PyBytes_FromStringAndSize(request.data(), static_cast<Py_ssize_t>(request.size())));
     PyRef units(PyLong_FromLongLong(engine_.options_.work_units));
     PyRef reply(bytes && units
-                    ? PyObject_CallFunctionObjArgs(engine_.py_->handle.get(), bytes.get(), units.get(), nullptr)
+                    ? PyObject_CallFunctionObjArgs(engine_.py_->handles[id].get(), bytes.get(), units.get(), nullptr)
                     : nullptr);
     if (!reply) throw std::runtime_error("handler raised " + ReportPythonError("handler raised"));
     PyObject* r = reply.get();
@@ -248,7 +250,8 @@ CpythonEngine::CpythonEngine(EngineOptions options) : options_(std::move(options
   if (options_.gil.switch_interval_us <= 0) {
     throw UsageError(fmt::format("--switch-interval-us must be > 0, got {}", options_.gil.switch_interval_us));
   }
-  const std::string handler_path = ResolveHandler(options_.handler);
+  std::vector<std::string> handler_paths = {ResolveHandler(options_.handler)};
+  for (const auto& extra : options_.extra_handlers) handler_paths.push_back(ResolveHandler(extra));
   const std::string spin_path = fmt::format("{}/cpu_spin.py", PythonDir());
   EnsurePythonInitialized();
 
@@ -257,8 +260,10 @@ CpythonEngine::CpythonEngine(EngineOptions options) : options_(std::move(options
   GilScope gil;
   py_ = std::make_unique<PyState>();
   try {
-    PyRef handler = LoadModule(handler_path, fmt::format("gillab_handler_{}", id));
-    py_->handle = Attribute(handler, "handle", handler_path);
+    for (size_t i = 0; i < handler_paths.size(); ++i) {
+      PyRef handler = LoadModule(handler_paths[i], fmt::format("gillab_handler_{}_{}", id, i));
+      py_->handles.push_back(Attribute(handler, "handle", handler_paths[i]));
+    }
     PyRef spin = LoadModule(spin_path, fmt::format("gillab_cpu_spin_{}", id));
     py_->spin_main = Attribute(spin, "main", spin_path);
     py_->stop_class = Attribute(spin, "StopFlag", spin_path);

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,10 @@ struct EngineOptions {
   gil::GilOptions gil;                 // switch interval, check interval, forced switching
   int cpu_threads = 0;
   std::string handler = "echo";        // echo | primes | FILE.gasm (toy) / FILE.py (cpython)
+  // More handlers, loaded beside `handler` and called by IoThread::HandleWith
+  // with id i+1 (the http routes of design §11: one engine serves several
+  // targets, each by its own program). Same names as `handler`.
+  std::vector<std::string> extra_handlers;
   int64_t work_units = 0;              // loop iterations the echo handler does per request
   std::map<gil::Role, int> lock_priority;              // e.g. io=1, cpu=0
   std::map<gil::Role, gil::OsPriority> os_priority;    // e.g. cpu=nice:10
@@ -56,6 +61,10 @@ class IoThread {
   // Lock held on entry and on return. Throws std::runtime_error when the
   // handler fails; the server answers that client with an error and goes on.
   virtual std::string Handle(std::string_view request) = 0;
+  // Handler `id`: 0 is EngineOptions::handler (same as Handle), i >= 1 is
+  // EngineOptions::extra_handlers[i-1]. Lock held, as Handle. An engine that
+  // loads no extra handlers keeps this default, which knows only id 0.
+  virtual std::string HandleWith(size_t id, std::string_view request);
   virtual void BeginBlocking() = 0;  // release the lock before a blocking call
   virtual void EndBlocking() = 0;    // re-acquire it after the call
   virtual uint64_t blocking_sections() const = 0;  // lock releases so far (for tests)

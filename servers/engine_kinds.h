@@ -29,6 +29,7 @@ struct EngineKind {
   bool has_lock = true;         // false: policy, switch interval, lock priorities do not apply
   bool check_interval = false;  // --check-interval applies (the toy VM's mutex ticks)
   bool traceable = false;       // gillab records its lock timeline (--trace)
+  bool toy_vm = false;          // runs toy programs under its lock (--http-parser vm)
   std::string_view no_trace_reason{};      // why --trace is refused, when !traceable
   std::vector<std::string_view> policies{};  // accepted gil policies; empty: every one
   std::string_view policy_note{};          // why only those, when restricted

@@ -12,6 +12,12 @@
 // compared with its request (expect_echo), and a mismatch is counted in
 // `errors`, never as a latency sample. A connection whose transport fails
 // counts one error and stops; the others go on.
+// HTTP (protocol "http", design §11): keep-alive requests to http_target —
+// `POST /echo` carries the payload and expects it back, any other target is a
+// GET whose body is accepted as it is. A non-2xx reply is counted in `non_2xx`
+// and is not a latency sample. pipeline P > 1 (closed loop only) sends P
+// requests in one write, then reads their P replies; each one's latency runs
+// from that write to its own reply.
 //
 //   LoadResult r = RunLoad({.endpoint = "tcp://127.0.0.1:5555", .requests = 1000});
 //   fmt::print("{}", r.Summary());
@@ -41,6 +47,9 @@ struct LoadOptions {
   bool expect_echo = true;      // false: any reply is accepted (e.g. the primes handler)
   int reply_timeout_ms = 10000;
   uint64_t seed = 1;
+  std::string protocol = "frame";  // frame | http (the stream servers under --protocol http, or any HTTP server)
+  std::string http_target = "/echo";
+  int pipeline = 1;                // http: requests in flight per connection
 };
 
 struct LoadResult {
@@ -48,13 +57,14 @@ struct LoadResult {
   std::string transport;
   int64_t requests = 0;  // replies received and verified (= latency samples)
   int64_t errors = 0;    // wrong replies + failed connections
+  int64_t non_2xx = 0;   // http replies with a status outside 200-299 (not latency samples)
   int64_t unsent = 0;    // requests never sent because their connection failed
   double seconds = 0;
   gil::Histogram latency_ns;
   std::vector<std::string> error_messages;  // the first few, for the report
 
   double req_per_s() const { return seconds > 0 ? requests / seconds : 0.0; }
-  // Keys relied on (design §5): requests, errors, seconds, req_per_s,
+  // Keys relied on (design §5): requests, errors, non_2xx, seconds, req_per_s,
   // latency_us {p50, p90, p99, p999, max}; others are informative (latency_us.cdf:
   // [[percentile, us], ...] on Histogram::kCdfPercentiles, for the latency CDF plot).
   nlohmann::json ToJson() const;

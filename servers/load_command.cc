@@ -2,8 +2,9 @@
 // a readable summary on stdout, optionally one JSON object in a file.
 //
 // Exit status: 0 when every request got its correct reply, 1 when any error
-// was counted (the summary is printed first), 2 for bad usage. Flags that set
-// an experiment setting are checked by its one rule (servers/settings.h).
+// or non-2xx reply was counted (the summary is printed first), 2 for bad usage.
+// Flags that set an experiment setting are checked by its one rule
+// (servers/settings.h).
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
@@ -51,6 +52,15 @@ void AddLoadCommand(CLI::App& app) {
   load->add_option("--reply-timeout-ms", options->reply_timeout_ms, "a reply later than this is an error")
       ->capture_default_str();
   load->add_option("--seed", options->seed, "payload PRNG seed")->capture_default_str();
+  load->add_option("--protocol", options->protocol, "frame (size-prefixed) or http (HTTP/1.1 keep-alive)")
+      ->check(SettingValidator("protocol"))
+      ->capture_default_str();
+  load->add_option("--target", options->http_target, "http: POST /echo sends the payload; any other path is a GET")
+      ->check(SettingValidator("http_target"))
+      ->capture_default_str();
+  load->add_option("--pipeline", options->pipeline, "http: requests sent back to back per connection (closed loop)")
+      ->check(SettingValidator("pipeline"))
+      ->capture_default_str();
   load->callback([options, json_path, expect, load] {
     if (options->payload.empty() && load->count("--message-bytes") == 0) {
       throw CLI::RequiredError("--message-bytes or --payload");
@@ -62,8 +72,9 @@ void AddLoadCommand(CLI::App& app) {
     std::fflush(stdout);
     for (const auto& message : result.error_messages) fmt::print(stderr, "gillab load: {}\n", message);
     if (!json_path->empty()) WriteJsonAtomically(*json_path, result.ToJson());
-    if (result.errors > 0) {
-      throw std::runtime_error(fmt::format("load: {} error(s)", result.errors));
+    if (result.errors > 0 || result.non_2xx > 0) {
+      throw std::runtime_error(fmt::format("load: {} error(s), {} non-2xx repl{}", result.errors, result.non_2xx,
+                                           result.non_2xx == 1 ? "y" : "ies"));
     }
   });
 }

@@ -57,8 +57,10 @@ class NativeEngine::Io final : public IoThread {
  public:
   Io(const NativeEngine& engine, std::shared_ptr<IoEntry> entry) : engine_(engine), entry_(std::move(entry)) {}
 
-  std::string Handle(std::string_view request) override {
-    if (engine_.primes_) return NativePrimes(request);
+  std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+  std::string HandleWith(size_t id, std::string_view request) override {
+    if (id >= engine_.primes_.size()) throw std::runtime_error(fmt::format("the native engine has no handler #{}", id));
+    if (engine_.primes_[id]) return NativePrimes(request);
     return NativeEcho(request, engine_.options_.work_units);
   }
   void BeginBlocking() override { entry_->blocking_sections.fetch_add(1, std::memory_order_relaxed); }
@@ -73,11 +75,13 @@ class NativeEngine::Io final : public IoThread {
 };
 
 NativeEngine::NativeEngine(EngineOptions options) : options_(std::move(options)) {
-  if (options_.handler == "primes") {
-    primes_ = true;
-  } else if (options_.handler != "echo") {
-    throw UsageError(fmt::format("the native engine's handlers are echo and primes; --handler {} is not available",
-                                 options_.handler));
+  std::vector<std::string> names = {options_.handler};
+  names.insert(names.end(), options_.extra_handlers.begin(), options_.extra_handlers.end());
+  for (const auto& name : names) {
+    if (name != "echo" && name != "primes") {
+      throw UsageError(fmt::format("the native engine's handlers are echo and primes; {} is not available", name));
+    }
+    primes_.push_back(name == "primes");
   }
 }
 

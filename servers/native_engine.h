@@ -32,7 +32,7 @@ std::string NativePrimes(std::string_view request);  // throws std::runtime_erro
 
 class NativeEngine final : public Engine {
  public:
-  // Throws UsageError for a handler other than echo or primes.
+  // Throws UsageError for a handler (or extra handler) other than echo or primes.
   explicit NativeEngine(EngineOptions options);
   ~NativeEngine() override;
 
@@ -47,7 +47,7 @@ class NativeEngine final : public Engine {
   struct IoEntry;
 
   EngineOptions options_;
-  bool primes_ = false;
+  std::vector<bool> primes_;  // by handler id: primes (true) or echo
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<IoEntry>> io_threads_;  // every I/O thread ever attached
   std::vector<ThreadRecord> cpu_records_;             // filled by each CPU thread as it ends

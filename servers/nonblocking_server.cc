@@ -30,8 +30,8 @@ constexpr int kMaxAcceptsPerEvent = 64;
 
 // A connection plus the epoll events registered for it.
 struct Client {
-  Client(UniqueFd fd, uint64_t max_message_bytes, std::string peer)
-      : conn(std::move(fd), max_message_bytes, std::move(peer)) {}
+  Client(UniqueFd fd, std::unique_ptr<StreamProtocol> protocol, std::string peer)
+      : conn(std::move(fd), std::move(protocol), std::move(peer)) {}
   StreamConnection conn;
   uint32_t interest = EPOLLIN;
 };
@@ -96,7 +96,7 @@ class NonblockingServer final : public StreamServer {
         return;
       }
       SetNoDelay(fd);
-      auto client = std::make_unique<Client>(UniqueFd(fd), max_message_bytes(), std::move(peer));
+      auto client = std::make_unique<Client>(UniqueFd(fd), NewProtocol(), std::move(peer));
       Watch(EPOLL_CTL_ADD, fd, client->interest);
       connections_.emplace(fd, std::move(client));
     }
@@ -106,12 +106,14 @@ class NonblockingServer final : public StreamServer {
   bool Service(IoThread& io, Client& client, uint32_t ready) {
     StreamConnection& conn = client.conn;
     const int fd = conn.fd.get();
-    if (ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !conn.close_after_send) {
       if (conn.outbox.size() - conn.outbox_sent < kMaxOutboxBytes) {
         ssize_t received;
         {
           BlockingSection released(io);
           received = RecvSome(fd, chunk_.data(), chunk_.size());
+          // Parsing that needs no interpreter runs here, lock released (stream_protocol.h).
+          if (received > 0) conn.protocol->Feed(chunk_.data(), static_cast<size_t>(received));
         }
         if (received == 0) {
           ReportEndOfStream(conn);
@@ -121,10 +123,7 @@ class NonblockingServer final : public StreamServer {
           ReportClose(conn.peer, fmt::format("recv failed: {}", std::strerror(errno)));
           return false;
         }
-        if (received > 0) {
-          conn.reader.Feed(chunk_.data(), static_cast<size_t>(received));
-          if (!ProcessFrames(io, conn)) return false;
-        }
+        if (received > 0 && !ProcessRequests(io, conn)) return false;
       }
     }
     // Write as soon as there is something to write (the usual case: the
@@ -146,13 +145,18 @@ class NonblockingServer final : public StreamServer {
         conn.outbox_sent = 0;
       }
     }
+    if (conn.close_after_send && conn.outbox.empty()) {
+      FinishClose(conn);
+      return false;
+    }
     UpdateInterest(client);
     return true;
   }
 
   void UpdateInterest(Client& client) {
     const size_t pending = client.conn.outbox.size() - client.conn.outbox_sent;
-    const uint32_t wanted = (pending < kMaxOutboxBytes ? uint32_t{EPOLLIN} : 0u) |
+    const bool reading = pending < kMaxOutboxBytes && !client.conn.close_after_send;
+    const uint32_t wanted = (reading ? uint32_t{EPOLLIN} : 0u) |
                             (pending > 0 ? uint32_t{EPOLLOUT} : 0u);
     if (client.interest == wanted) return;
     client.interest = wanted;

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -32,8 +33,12 @@
 #include "gil/thread_priority.h"
 #include "servers/commands.h"
 #include "servers/engine.h"
+#include "servers/engine_kinds.h"
+#include "servers/http_routes.h"
 #include "servers/server.h"
+#include "servers/server_kinds.h"
 #include "servers/settings.h"
+#include "servers/stream_protocol.h"
 
 namespace gillab::servers {
 namespace {
@@ -46,17 +51,21 @@ struct ServeFlags {
   std::string endpoint;
   uint64_t max_message_bytes = kDefaultMaxMessageBytes;
   std::string trace_path;  // --trace: lock timeline (toy engine)
+  std::string protocol = "frame";      // stream servers: frame | http
+  std::string http_parser = "native";  // http: native | vm
+  std::vector<std::string> mounts;     // http: /PATH=FILE
 };
 
 // Counts the requests the server answered, whatever the server kind, by
 // sitting between the server and the engine.
+// A handler id that is not a request (the vm http parser) is not counted.
 class CountingEngine final : public Engine {
  public:
-  explicit CountingEngine(Engine& inner) : inner_(inner) {}
+  explicit CountingEngine(Engine& inner, size_t uncounted_id = 0) : inner_(inner), uncounted_id_(uncounted_id) {}
 
   std::string_view name() const override { return inner_.name(); }
   std::unique_ptr<IoThread> AttachIo(std::string thread_name) override {
-    return std::make_unique<CountingIo>(inner_.AttachIo(std::move(thread_name)), requests_);
+    return std::make_unique<CountingIo>(inner_.AttachIo(std::move(thread_name)), requests_, uncounted_id_);
   }
   void StartCpuThreads() override { inner_.StartCpuThreads(); }
   void StopCpuThreads() override { inner_.StopCpuThreads(); }
@@ -67,11 +76,16 @@ class CountingEngine final : public Engine {
  private:
   class CountingIo final : public IoThread {
    public:
-    CountingIo(std::unique_ptr<IoThread> inner, std::atomic<uint64_t>& requests)
-        : inner_(std::move(inner)), requests_(requests) {}
+    CountingIo(std::unique_ptr<IoThread> inner, std::atomic<uint64_t>& requests, size_t uncounted_id)
+        : inner_(std::move(inner)), requests_(requests), uncounted_id_(uncounted_id) {}
     std::string Handle(std::string_view request) override {
       std::string reply = inner_->Handle(request);
       requests_.fetch_add(1, std::memory_order_relaxed);
+      return reply;
+    }
+    std::string HandleWith(size_t id, std::string_view request) override {
+      std::string reply = inner_->HandleWith(id, request);
+      if (id == 0 || id != uncounted_id_) requests_.fetch_add(1, std::memory_order_relaxed);
       return reply;
     }
     void BeginBlocking() override { inner_->BeginBlocking(); }
@@ -81,9 +95,11 @@ class CountingEngine final : public Engine {
    private:
     std::unique_ptr<IoThread> inner_;
     std::atomic<uint64_t>& requests_;
+    size_t uncounted_id_;
   };
 
   Engine& inner_;
+  size_t uncounted_id_;
   std::atomic<uint64_t> requests_{0};
 };
 
@@ -132,6 +148,38 @@ uint64_t RaiseOpenFileLimit() {
   return limit.rlim_cur;
 }
 
+// --protocol http: the routes, the handlers the engine must load for them
+// (EngineOptions::extra_handlers, ids from 1) and, with --http-parser vm, the
+// parser program as one more handler (design §11).
+void ConfigureHttp(ServeFlags& flags, ServerOptions& server) {
+  if (flags.protocol != "http") {
+    if (flags.http_parser != "native" || !flags.mounts.empty()) {
+      throw UsageError("--http-parser and --mount need --protocol http");
+    }
+    return;
+  }
+  if (RequireServerKind(flags.server).transport != Transport::kStream) {
+    throw UsageError(fmt::format("--protocol http needs a stream server (blocking, nonblocking, threaded); the {} server "
+                                 "speaks only its message transport",
+                                 flags.server));
+  }
+  for (const std::string& mount : flags.mounts) {
+    const size_t eq = mount.find('=');
+    if (eq != std::string::npos) CheckHandler(mount.substr(eq + 1));
+  }
+  auto routes = std::make_shared<HttpRoutes>(flags.mounts);
+  if (flags.http_parser == "vm") {
+    if (!RequireEngineKind(flags.engine.engine).toy_vm) {
+      throw UsageError(fmt::format("--http-parser vm runs a parser written for the toy VM, under its lock; the {} engine "
+                                   "has no toy VM (use --http-parser native)",
+                                   flags.engine.engine));
+    }
+    server.http_parser_handler_id = routes->AddHandler("http_request");
+  }
+  flags.engine.extra_handlers = routes->handler_names();
+  server.http_routes = std::move(routes);
+}
+
 void Serve(ServeFlags flags) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -151,12 +199,16 @@ void Serve(ServeFlags flags) {
   if (flags.endpoint.empty())
     flags.endpoint = DefaultEndpoint(RequireServerKind(flags.server), fmt::format("gillab-{}", ::getpid()));
 
+  ServerOptions server_options{.kind = flags.server, .endpoint = flags.endpoint,
+                               .max_message_bytes = flags.max_message_bytes, .protocol = flags.protocol,
+                               .http_parser = flags.http_parser, .http_routes = nullptr,
+                               .http_parser_handler_id = 0};
+  ConfigureHttp(flags, server_options);
+
   const uint64_t max_open_files = RaiseOpenFileLimit();
   std::unique_ptr<Engine> engine = MakeEngine(flags.engine);
-  CountingEngine counting(*engine);
-  std::unique_ptr<Server> server = MakeServer(
-      {.kind = flags.server, .endpoint = flags.endpoint, .max_message_bytes = flags.max_message_bytes},
-      counting);
+  CountingEngine counting(*engine, server_options.http_parser_handler_id);
+  std::unique_ptr<Server> server = MakeServer(server_options, counting);
   server->Bind();
   {
     SignalWaiter waiter(signals, *server);
@@ -178,6 +230,8 @@ void Serve(ServeFlags flags) {
   stats["requests"] = counting.requests();
   stats["max_message_bytes"] = flags.max_message_bytes;
   stats["max_open_files"] = max_open_files;
+  stats["protocol"] = flags.protocol;
+  if (flags.protocol == "http") stats["http_parser"] = flags.http_parser;
   if (!flags.trace_path.empty()) {
     counting.WriteTrace(flags.trace_path, stats);
     stats["trace"] = flags.trace_path;
@@ -225,6 +279,18 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--max-message-bytes", flags->max_message_bytes, "Largest request accepted")
       ->check(SettingValidator("max_message_bytes"))
       ->capture_default_str();
+  cmd->add_option("--protocol", flags->protocol,
+                  "Stream servers: frame (length-prefixed) or http (HTTP/1.1 targets POST /echo, GET /primes/N, "
+                  "GET /static, GET /)")
+      ->check(SettingValidator("protocol"))
+      ->capture_default_str();
+  cmd->add_option("--http-parser", flags->http_parser,
+                  "http: native (C++, Beast, lock released) or vm (toy program http_request, under the lock; toy engine)")
+      ->check(SettingValidator("http_parser"))
+      ->capture_default_str();
+  cmd->add_option("--mount", flags->mounts,
+                  "http: serve a handler program at a path, /PATH=FILE (repeatable); it gets the body (POST) or the "
+                  "path's tail after /PATH/ (GET)");
   cmd->add_option("--trace", flags->trace_path,
                   "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE at exit (toy engine)");
   cmd->add_option("--trace-max-events", flags->engine.trace_options.max_events_per_thread,

@@ -22,12 +22,23 @@
 
 namespace gillab::servers {
 
+class HttpRoutes;
+
 constexpr uint64_t kDefaultMaxMessageBytes = uint64_t{16} << 20;
 
 struct ServerOptions {
   std::string kind = "blocking";  // a row of ServerKindTable() (server_kinds.h)
   std::string endpoint = "tcp://127.0.0.1:0";  // or ipc://NAME
   uint64_t max_message_bytes = kDefaultMaxMessageBytes;
+  // Stream servers only (stream_protocol.h, design §11).
+  std::string protocol = "frame";     // frame | http
+  std::string http_parser = "native";  // native | vm
+  // http: the targets and the engine handler ids they call (default: the
+  // four built-in targets, which need EngineOptions::extra_handlers =
+  // HttpRoutes().handler_names()). With http_parser vm, the id of the
+  // `http_request` parser program among the engine's handlers.
+  std::shared_ptr<const HttpRoutes> http_routes = nullptr;
+  size_t http_parser_handler_id = 0;
 };
 
 class Server {

@@ -57,4 +57,14 @@ std::string_view TransportName(Transport transport) {
   return transport == Transport::kStream ? "stream" : "message";
 }
 
+const std::vector<std::string>& StreamProtocolNames() {
+  static const std::vector<std::string> names = {"frame", "http"};
+  return names;
+}
+
+const std::vector<std::string>& HttpParserNames() {
+  static const std::vector<std::string> names = {"native", "vm"};
+  return names;
+}
+
 }  // namespace gillab::servers

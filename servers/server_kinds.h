@@ -56,4 +56,10 @@ std::string DefaultEndpoint(const ServerKind& kind, std::string_view ipc_name);
 
 std::string_view TransportName(Transport transport);
 
+// The stream protocols (`--protocol`: "frame", "http"; their factories are in
+// stream_protocol.cc) and the http request parsers (`--http-parser`: "native",
+// "vm"). Data here so that the settings schema links without the servers.
+const std::vector<std::string>& StreamProtocolNames();
+const std::vector<std::string>& HttpParserNames();
+
 }  // namespace gillab::servers

@@ -39,6 +39,26 @@ std::string PolicyRule(const SettingSpec& spec, const std::string& text, const s
 std::string ExpectRule(const SettingSpec& spec, const std::string& text, const std::string&) {
   return text.empty() ? text : OneOf(spec, text, {"echo", "any"});
 }
+std::string ProtocolRule(const SettingSpec& spec, const std::string& text, const std::string&) {
+  return OneOf(spec, text, StreamProtocolNames());
+}
+std::string HttpParserRule(const SettingSpec& spec, const std::string& text, const std::string&) {
+  return OneOf(spec, text, HttpParserNames());
+}
+// The load generators of experiments/clients.h (a test checks both lists agree).
+std::string ClientRule(const SettingSpec& spec, const std::string& text, const std::string&) {
+  return OneOf(spec, text, LoadClientSettingNames());
+}
+std::string HttpTargetRule(const SettingSpec&, const std::string& text, const std::string&) {
+  if (text.empty() || text[0] != '/' || text.find_first_of(" \t\r\n") != std::string::npos)
+    throw UsageError(fmt::format("http_target must be a path starting with '/' and without spaces (got '{}')", text));
+  return text;
+}
+std::string ServerCommandRule(const SettingSpec&, const std::string& text, const std::string&) {
+  if (!text.empty() && text.find("{port}") == std::string::npos)
+    throw UsageError("server_command must pass the port the runner chose: put {port} in it");
+  return text;
+}
 std::string CpuListRule(const SettingSpec&, const std::string& text, const std::string&) {
   ParseCpuList(text);
   return text;
@@ -52,6 +72,13 @@ std::string HandlerRule(const SettingSpec&, const std::string& text, const std::
     throw UsageError(fmt::format("handler must be echo, primes or a readable program file (no file '{}')", text));
   return fs::absolute(path).lexically_normal().string();
 }
+
+bool SpeaksHttp(const Settings& s) {
+  auto command = s.find("server_command");
+  return (command != s.end() && !command->second.empty()) || s.at("protocol") == "http";
+}
+// A server that speaks http is driven with --protocol http whatever served it.
+std::string HttpProtocol(const Settings&) { return "http"; }
 
 // expect "" means: echo for the echo handler, any reply otherwise.
 std::string ResolvedExpect(const Settings& s) {
@@ -89,6 +116,12 @@ bool Passed(const SettingSpec& spec, const Settings& s, const std::string& trace
     case PassWhen::kOpenLoop: return std::stod(s.at("rate")) > 0;
     case PassWhen::kClosedLoop: return !(std::stod(s.at("rate")) > 0);
     case PassWhen::kNoPayload: return s.at("payload").empty();
+    case PassWhen::kHttp: return SpeaksHttp(s);
+    case PassWhen::kHttpPipelined: return SpeaksHttp(s) && std::stoll(s.at("pipeline")) > 1;
+    case PassWhen::kGillabServer: {
+      auto command = s.find("server_command");
+      return command == s.end() || command->second.empty();
+    }
     case PassWhen::kNever: return false;
   }
   return false;
@@ -102,7 +135,7 @@ const std::vector<SettingSpec>& SettingSpecs() {
   static const std::vector<SettingSpec> specs = {
       // name, type, target, default, help, min, max, rule, flag, pass, also_load, arg_value
       {"server", Type::kString, Target::kServe, "blocking", "server kind (gillab list)", 0, kInf, ServerRule,
-       "--server", kAlways, true},
+       "--server", kGillabServer, true},
       {"engine", Type::kString, Target::kServe, "toy", "native | toy | cpython", 0, kInf, EngineRule, "--engine"},
       {"policy", Type::kString, Target::kServe, "newgil", "lock policy (toy engine; cpython: newgil only)", 0, kInf,
        PolicyRule, "--policy", kEngineHasLock},
@@ -124,6 +157,12 @@ const std::vector<SettingSpec>& SettingSpecs() {
        4294967295.0, nullptr, "--max-message-bytes"},
       {"trace", Type::kBool, Target::kServe, "false", "write a Perfetto trace per run under raw/", 0, kInf, nullptr,
        "--trace", kTraceRequested},
+      // Stream servers over HTTP/1.1 (design §11); frame is serve's default and is not passed.
+      {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http (design §11)", 0, kInf,
+       ProtocolRule, "--protocol", kHttp, true, HttpProtocol},
+      {"http_parser", Type::kString, Target::kServe, "native",
+       "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)", 0, kInf, HttpParserRule,
+       "--http-parser", kHttp},
       {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0, kInf, nullptr, "--message-bytes",
        kNoPayload},
       {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1, kInf, nullptr, "--requests"},
@@ -137,6 +176,20 @@ const std::vector<SettingSpec>& SettingSpecs() {
        kNonEmpty},
       {"expect", Type::kString, Target::kLoad, "", "echo | any (empty: echo for the echo handler)", 0, kInf,
        ExpectRule, "--expect", kAlways, false, ResolvedExpect},
+      // HTTP load generators and outside servers (design §11, experiments/clients.h).
+      {"client", Type::kString, Target::kRunner, "gillab", "load generator: gillab | wrk | siege | ab", 0, kInf,
+       ClientRule, "", kNever},
+      {"http_target", Type::kString, Target::kLoad, "/static",
+       "http request target: POST /echo sends the payload, others are GETs", 0, kInf, HttpTargetRule, "--target",
+       kHttp},
+      {"duration_s", Type::kDouble, Target::kRunner, "10", "wrk/siege/ab: seconds of load per run (gillab: requests)",
+       1, kInf, nullptr, "", kNever},
+      {"client_threads", Type::kInt, Target::kRunner, "2", "wrk -t: client threads", 1, 1024, nullptr, "", kNever},
+      {"pipeline", Type::kInt, Target::kLoad, "1", "gillab load over http: requests in flight per connection", 1,
+       1024, nullptr, "--pipeline", kHttpPipelined},
+      {"server_command", Type::kString, Target::kRunner, "",
+       "an outside HTTP server run instead of gillab serve ({port} {source} {cpu_threads}; see runner.h)", 0, kInf,
+       ServerCommandRule, "", kNever},
       {"timeout_s", Type::kDouble, Target::kRunner, "60", "a run taking longer is killed and retried on --resume",
        0.001, kInf, nullptr, "", kNever},
       {"server_cpus", Type::kString, Target::kRunner, "", "CPUs the server is pinned to (\"0\", \"0-1\"; empty: any)",
@@ -241,6 +294,11 @@ std::vector<int> ParseCpuList(std::string_view text) {
     if (i == text.size() && text.back() == ',') bad();
   }
   return cpus;
+}
+
+const std::vector<std::string>& LoadClientSettingNames() {
+  static const std::vector<std::string> names = {"gillab", "wrk", "siege", "ab"};
+  return names;
 }
 
 }  // namespace gillab::servers

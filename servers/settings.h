@@ -50,6 +50,9 @@ enum class PassWhen {
   kOpenLoop,               // rate > 0
   kClosedLoop,             // rate == 0
   kNoPayload,              // payload == ""
+  kHttp,                   // the server speaks http: protocol = http, or an outside server_command
+  kHttpPipelined,          // kHttp and pipeline > 1
+  kGillabServer,           // not an outside server_command (e.g. `load --server`)
   kNever,                  // a runner setting: no flag
 };
 
@@ -94,6 +97,10 @@ CLI::Validator SettingValidator(std::string_view name);
 // value of --trace (serve) when the trace setting is on.
 std::vector<std::string> SettingFlags(SettingTarget target, const Settings& settings,
                                       const std::string& trace_path = "");
+
+// The values of the `client` setting: the load generators of
+// experiments/clients.h, by name (clients_test checks that both lists agree).
+const std::vector<std::string>& LoadClientSettingNames();
 
 // "0-1,3" -> {0, 1, 3}; "" -> {}. Throws UsageError.
 std::vector<int> ParseCpuList(std::string_view text);

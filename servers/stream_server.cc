@@ -22,10 +22,11 @@
 
 namespace gillab::servers {
 
-StreamConnection::StreamConnection(UniqueFd socket, uint64_t max_message_bytes, std::string peer_name)
+StreamConnection::StreamConnection(UniqueFd socket, std::unique_ptr<StreamProtocol> protocol_state,
+                                   std::string peer_name)
     : fd(std::move(socket)),
       peer(peer_name.empty() ? PeerName(fd.get()) : std::move(peer_name)),
-      reader(max_message_bytes) {}
+      protocol(std::move(protocol_state)) {}
 
 StreamServer::StreamServer(const ServerOptions& options, Engine& engine)
     : options_(options), engine_(engine) {
@@ -34,6 +35,7 @@ StreamServer::StreamServer(const ServerOptions& options, Engine& engine)
                                  options_.kind, options_.endpoint));
   }
   ParseTcpEndpoint(options_.endpoint);  // reject a malformed endpoint before Bind
+  MakeStreamProtocol(options_);         // reject an unknown protocol before Bind
   stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -75,44 +77,21 @@ void StreamServer::ReportClose(const std::string& peer, const std::string& what)
   std::fflush(stderr);
 }
 
-void StreamServer::ReportEndOfStream(const StreamConnection& conn) {
-  if (!conn.reader.mid_frame()) return;
-  ReportClose(conn.peer, fmt::format("connection closed mid-frame with {} bytes of an unfinished "
-                                     "frame",
-                                     conn.reader.buffered_bytes()));
-}
+void StreamServer::ReportEndOfStream(const StreamConnection& conn) { conn.protocol->ReportEndOfStream(conn.peer); }
 
-bool StreamServer::ProcessFrames(IoThread& io, StreamConnection& conn) {
-  std::string request;
-  for (;;) {
-    FrameReader::Status status;
-    try {
-      status = conn.reader.Next(request);
-    } catch (const std::bad_alloc&) {
-      // The frame is within --max-message-bytes but the process cannot hold
-      // it now (RLIMIT_AS, a full machine): this client goes, the others stay.
-      ReportClose(conn.peer, fmt::format("out of memory for a message of {} bytes", conn.reader.declared_bytes()));
+void StreamServer::FinishClose(const StreamConnection& conn) { ::shutdown(conn.fd.get(), SHUT_WR); }
+
+bool StreamServer::ProcessRequests(IoThread& io, StreamConnection& conn) {
+  switch (conn.protocol->Process(io, conn.outbox, conn.peer)) {
+    case StreamProtocol::Next::kKeepOpen:
+      return true;
+    case StreamProtocol::Next::kCloseAfterReply:
+      conn.close_after_send = true;
+      return true;
+    case StreamProtocol::Next::kCloseNow:
       return false;
-    }
-    switch (status) {
-      case FrameReader::Status::kNeedMore:
-        return true;
-      case FrameReader::Status::kTooLarge:
-        ReportClose(conn.peer, fmt::format("message of {} bytes exceeds --max-message-bytes {}",
-                                           conn.reader.declared_bytes(), max_message_bytes()));
-        return false;
-      case FrameReader::Status::kFrame:
-        break;
-    }
-    try {
-      AppendFrame(conn.outbox, io.Handle(request));
-    } catch (const std::exception& e) {
-      // A reply frame cannot carry an error out of band, so the client learns
-      // of it by the close; the line here says why.
-      ReportClose(conn.peer, fmt::format("handler failed: {}", e.what()));
-      return false;
-    }
   }
+  return false;
 }
 
 void StreamServer::ServeBlocking(IoThread& io, StreamConnection& conn) {
@@ -125,14 +104,15 @@ void StreamServer::ServeBlocking(IoThread& io, StreamConnection& conn) {
       BlockingSection released(io);
       stopped = !WaitReady(fd, POLLIN);
       if (!stopped) received = RecvSome(fd, chunk.data(), chunk.size());
+      // Parsing that needs no interpreter runs here, lock released (stream_protocol.h).
+      if (received > 0) conn.protocol->Feed(chunk.data(), static_cast<size_t>(received));
     }
     if (stopped) return;
     if (received == 0) return ReportEndOfStream(conn);
     if (received < 0) {
       return ReportClose(conn.peer, fmt::format("recv failed: {}", std::strerror(errno)));
     }
-    conn.reader.Feed(chunk.data(), static_cast<size_t>(received));
-    if (!ProcessFrames(io, conn)) return;
+    if (!ProcessRequests(io, conn)) return;
     // Each send is its own blocking section, as in CPython's sendall loop.
     while (conn.outbox_sent < conn.outbox.size()) {
       ssize_t sent;
@@ -155,6 +135,7 @@ void StreamServer::ServeBlocking(IoThread& io, StreamConnection& conn) {
     }
     conn.outbox.clear();
     conn.outbox_sent = 0;
+    if (conn.close_after_send) return FinishClose(conn);
   }
 }
 

@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "servers/engine.h"
-#include "servers/frame.h"
 #include "servers/server.h"
 #include "servers/socket.h"
+#include "servers/stream_protocol.h"
 
 namespace gillab::servers {
 
@@ -41,16 +41,17 @@ namespace gillab::servers {
 // chunk costs a few more lock round trips on megabyte messages only).
 constexpr size_t kRecvChunkBytes = 64 * 1024;
 
-// One client connection: its socket, the frames it has sent so far and the
-// replies not yet written.
+// One client connection: its socket, its protocol state (the requests it has
+// sent so far) and the replies not yet written.
 struct StreamConnection {
   // `peer_name` as AcceptNamed gave it; empty: asked of the socket.
-  StreamConnection(UniqueFd socket, uint64_t max_message_bytes, std::string peer_name = {});
+  StreamConnection(UniqueFd socket, std::unique_ptr<StreamProtocol> protocol, std::string peer_name = {});
   UniqueFd fd;
   std::string peer;  // "ip:port", for error lines
-  FrameReader reader;
-  std::string outbox;      // reply frames not yet sent
+  std::unique_ptr<StreamProtocol> protocol;
+  std::string outbox;      // replies not yet sent
   size_t outbox_sent = 0;  // bytes of outbox already sent
+  bool close_after_send = false;  // the protocol asked to close once the outbox is out
 };
 
 class StreamServer : public Server {
@@ -62,11 +63,14 @@ class StreamServer : public Server {
  protected:
   StreamServer(const ServerOptions& options, Engine& engine);
 
-  // The one request path: every complete frame in conn.reader goes through
-  // io.Handle (lock held) and its reply is framed onto conn.outbox. Returns
-  // false when the connection must close (oversized frame, handler failure),
-  // after one line on stderr.
-  bool ProcessFrames(IoThread& io, StreamConnection& conn);
+  // The one request path: every complete request the connection's protocol
+  // holds goes through the engine (lock held), replies onto conn.outbox.
+  // Returns false when the connection must close at once (after one line on
+  // stderr); sets conn.close_after_send when it must close once the outbox is
+  // sent (an HTTP error reply, Connection: close).
+  bool ProcessRequests(IoThread& io, StreamConnection& conn);
+  // A new connection's protocol state, as --protocol and --http-parser say.
+  std::unique_ptr<StreamProtocol> NewProtocol() const { return MakeStreamProtocol(options_); }
   // The blocking-socket client loop (blocking and threaded servers): recv,
   // ProcessFrames, send the replies, until the client closes, misbehaves or
   // Stop() is called. conn.fd must be a blocking socket.
@@ -88,8 +92,11 @@ class StreamServer : public Server {
   void BackOffAfterAcceptError(IoThread& io, int error);
   // One line on stderr: "gillab serve: PEER: WHAT; closing connection".
   static void ReportClose(const std::string& peer, const std::string& what);
-  // For a closed connection: reports a frame cut short; silent at a frame boundary.
+  // For a closed connection: reports a request cut short; silent at a request boundary.
   static void ReportEndOfStream(const StreamConnection& conn);
+  // Once the last reply of a connection that asked to close is out: ends our
+  // side first, so the client reads the reply before the close.
+  static void FinishClose(const StreamConnection& conn);
 
   void RequireBound() const;  // Run() before Bind() is a programming error
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }

@@ -66,7 +66,7 @@ class ThreadedServer final : public StreamServer {
 
   void ServeClient(UniqueFd fd, std::string name, std::string peer) {
     try {
-      StreamConnection conn(std::move(fd), max_message_bytes(), std::move(peer));
+      StreamConnection conn(std::move(fd), NewProtocol(), std::move(peer));
       auto io = engine().AttachIo(std::move(name));
       ServeBlocking(*io, conn);
     } catch (const std::exception& e) {

@@ -30,8 +30,13 @@ thread_local interp::ExecThread* current_io_thread = nullptr;
 class ToyEngine::Io final : public IoThread {
  public:
   Io(ToyEngine& engine, std::shared_ptr<Entry> entry)
-      : engine_(engine), entry_(std::move(entry)),
-        vm_(engine.handler_, *engine.model_, *entry_->thread, interp::VmOptions{.heap = engine.heap_}) {
+      : engine_(engine), entry_(std::move(entry)) {
+    // One Vm per handler program, made before entering the model: a request
+    // then costs only the call. All of them share the engine's heap.
+    for (const auto& program : engine_.handlers_) {
+      vms_.push_back(std::make_unique<interp::Vm>(program, *engine_.model_, *entry_->thread,
+                                                  interp::VmOptions{.heap = engine_.heap_}));
+    }
     engine_.model_->Enter(*entry_->thread);
     previous_io_thread_ = current_io_thread;
     current_io_thread = entry_->thread.get();
@@ -41,10 +46,12 @@ class ToyEngine::Io final : public IoThread {
     if (engine_.model_->Inside(*entry_->thread)) engine_.model_->Leave(*entry_->thread);
   }
 
-  std::string Handle(std::string_view request) override {
+  std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+  std::string HandleWith(size_t id, std::string_view request) override {
+    if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
     interp::Value reply;
     try {
-      reply = vm_.Call("handle", {interp::Value::Bytes(std::string(request)),
+      reply = vms_[id]->Call("handle", {interp::Value::Bytes(std::string(request)),
                                   interp::Value::Int(engine_.options_.work_units)});
     } catch (const interp::VmError& e) {
       throw std::runtime_error(e.what());
@@ -63,7 +70,7 @@ class ToyEngine::Io final : public IoThread {
  private:
   ToyEngine& engine_;
   std::shared_ptr<Entry> entry_;
-  interp::Vm vm_;
+  std::vector<std::unique_ptr<interp::Vm>> vms_;  // by handler id
   interp::ExecThread* previous_io_thread_ = nullptr;
 };
 
@@ -79,7 +86,8 @@ ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   if (options_.stall_threshold_ms > 0) {
     stall_monitor_ = std::make_unique<gil::StallMonitor>(*gil_, gil::StallOptions{.threshold_ms = options_.stall_threshold_ms});
   }
-  handler_ = interp::LoadProgram(options_.handler);     // UsageError naming FILE:LINE:COL
+  handlers_.push_back(interp::LoadProgram(options_.handler));  // UsageError naming FILE:LINE:COL
+  for (const auto& extra : options_.extra_handlers) handlers_.push_back(interp::LoadProgram(extra));
   cpu_spin_ = interp::LoadProgram("cpu_spin");
   // Concurrent when VM threads may run at the same time (policy `none`).
   heap_ = std::make_shared<interp::Heap>(interp::HeapOptions{.concurrent = !model_->traits().exclusive});

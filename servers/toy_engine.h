@@ -69,7 +69,8 @@ class ToyEngine final : public Engine {
   std::unique_ptr<interp::ExecModel> model_;  // declared first: outlives every thread below
   gil::Gil* gil_ = nullptr;                   // model_'s lock
   std::unique_ptr<gil::StallMonitor> stall_monitor_;  // with options_.stall_threshold_ms > 0; watches gil_
-  std::shared_ptr<const interp::Program> handler_;
+  // handlers_[0] is options_.handler, handlers_[i] options_.extra_handlers[i-1].
+  std::vector<std::shared_ptr<const interp::Program>> handlers_;
   std::shared_ptr<const interp::Program> cpu_spin_;
   std::shared_ptr<interp::Heap> heap_;  // one shared heap (design §8) for every Vm of the engine
   mutable std::mutex mu_;
