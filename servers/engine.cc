@@ -1,8 +1,6 @@
 // engine.cc — MakeEngine: the engine named by options.engine.
 #include "servers/engine.h"
 
-#include <stdexcept>
-
 #include <fmt/format.h>
 
 #include "gil/error.h"
@@ -29,11 +27,6 @@ std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
   if (options.engine == "toy") return std::make_unique<ToyEngine>(options);
   if (options.engine == "cpython") return std::make_unique<CpythonEngine>(options);
   throw UsageError(fmt::format("unknown engine '{}' (expected native, toy or cpython)", options.engine));
-}
-
-std::string IoThread::HandleWith(size_t id, std::string_view request) {
-  if (id == 0) return Handle(request);
-  throw std::runtime_error(fmt::format("this engine has no handler #{} (it loads only its --handler)", id));
 }
 
 void Engine::WriteTrace(const std::string&, const nlohmann::json&) const {
