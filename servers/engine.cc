@@ -3,8 +3,6 @@
 // the code, one row per engine.
 #include "servers/engine.h"
 
-#include <stdexcept>
-
 #include <fmt/format.h>
 
 #include "gil/error.h"
@@ -49,11 +47,6 @@ bool HasEngineFactory(std::string_view engine) {
   for (const EngineFactory& factory : kFactories)
     if (factory.engine == engine) return true;
   return false;
-}
-
-std::string IoThread::HandleWith(size_t id, std::string_view request) {
-  if (id == 0) return Handle(request);
-  throw std::runtime_error(fmt::format("this engine has no handler #{} (it loads only its --handler)", id));
 }
 
 void Engine::WriteTrace(const std::string&, const nlohmann::json&) const {

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <stdexcept>
 #include <string_view>
 #include <vector>
 
@@ -64,7 +65,10 @@ class IoThread {
   // Handler `id`: 0 is EngineOptions::handler (same as Handle), i >= 1 is
   // EngineOptions::extra_handlers[i-1]. Lock held, as Handle. An engine that
   // loads no extra handlers keeps this default, which knows only id 0.
-  virtual std::string HandleWith(size_t id, std::string_view request);
+  virtual std::string HandleWith(size_t id, std::string_view request) {
+    if (id == 0) return Handle(request);
+    throw std::runtime_error("this engine has no handler #" + std::to_string(id) + " (it loads only its --handler)");
+  }
   virtual void BeginBlocking() = 0;  // release the lock before a blocking call
   virtual void EndBlocking() = 0;    // re-acquire it after the call
   virtual uint64_t blocking_sections() const = 0;  // lock releases so far (for tests)

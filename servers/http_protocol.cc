@@ -2,7 +2,6 @@
 #include "servers/http_protocol.h"
 
 #include <exception>
-#include <iterator>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -169,10 +168,9 @@ class HttpProtocol final : public StreamProtocol {
 }  // namespace
 
 void AppendHttpResponse(std::string& out, int status, std::string_view body, bool keep_alive) {
-  fmt::format_to(std::back_inserter(out),
-                 "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}Connection: {}\r\n\r\n", status,
-                 ReasonPhrase(status), body.size(), status == 405 ? "Allow: GET, POST\r\n" : "",
-                 keep_alive ? "keep-alive" : "close");
+  out += fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}Connection: {}\r\n\r\n", status,
+                     ReasonPhrase(status), body.size(), status == 405 ? "Allow: GET, POST\r\n" : "",
+                     keep_alive ? "keep-alive" : "close");
   out.append(body);
 }
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -60,6 +61,7 @@ class GillabProcess {
     }
   }
   void Signal(int signal) { kill(pid_, signal); }
+  pid_t pid() const { return pid_; }
 
   // One line from stdout without its newline; empty on timeout or EOF.
   std::string ReadStdoutLine() {
@@ -296,6 +298,51 @@ TEST(ServeCommand, OversizedFrameGetsOneLineAndOtherClientsAreServed) {
                 ": message of 101 bytes exceeds --max-message-bytes 100; closing connection\n");
 }
 
+// --protocol http through the real binary: the vm parser's calls are not
+// counted as requests, the exit JSON names the protocol, and 400 malformed
+// requests (one new connection each) leave the server's RSS flat.
+TEST(ServeCommand, HttpServesCountsRequestsAndKeepsRssFlatUnderBadRequests) {
+  GillabProcess serve({"serve", "--server", "nonblocking", "--engine", "toy", "--protocol", "http", "--http-parser", "vm"});
+  const TcpEndpoint endpoint = ParseTcpEndpoint(ListeningEndpoint(serve));
+  auto exchange = [&](const std::string& request) {
+    UniqueFd conn = ConnectTcp(endpoint);
+    SetRecvTimeoutMs(conn.get(), kTimeoutMs);
+    EXPECT_TRUE(SendAll(conn.get(), request));
+    std::string reply;
+    char buf[8192];
+    ssize_t n;
+    while ((n = RecvSome(conn.get(), buf, sizeof buf)) > 0) reply.append(buf, static_cast<size_t>(n));
+    return reply;
+  };
+  const std::string ok = exchange("GET /primes/100 HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(ok.substr(0, 12), "HTTP/1.1 200");
+  EXPECT_EQ(ok.substr(ok.size() - 2), "25");
+  auto rss_kb = [&] {
+    std::ifstream status(fmt::format("/proc/{}/status", serve.pid()));
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6));
+    }
+    return -1LL;
+  };
+  for (int i = 0; i < 100; ++i) exchange("GET / HTTP/1.1\r\nHost t\r\n\r\n");  // warm-up
+  const long long before_kb = rss_kb();
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(exchange(i % 2 ? "GET / HTTP/1.1\r\nHost t\r\n\r\n" : "POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
+                  .substr(0, 12),
+              "HTTP/1.1 400");
+  }
+  EXPECT_LT(rss_kb() - before_kb, 2048) << "RSS grew by " << rss_kb() - before_kb << " KiB over 300 bad requests";
+  serve.Signal(SIGTERM);
+  const std::string out = serve.ReadStdoutToEnd();
+  const std::string err = serve.ReadStderrToEnd();
+  EXPECT_EQ(serve.Wait(), 0) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 400);
+  const nlohmann::json stats = nlohmann::json::parse(out);
+  EXPECT_EQ(stats.at("requests"), 1);
+  EXPECT_EQ(stats.at("protocol"), "http");
+  EXPECT_EQ(stats.at("http_parser"), "vm");
+}
+
 // Each bad command line ends with status 2 and exactly one line on stderr.
 TEST(ServeCommand, BadUsageExitsWithStatusTwoAndOneLine) {
   const std::vector<std::vector<std::string>> cases = {
@@ -310,6 +357,14 @@ TEST(ServeCommand, BadUsageExitsWithStatusTwoAndOneLine) {
       {"serve", "--server", "blocking", "--engine", "toy", "--lock-priority", "gpu=3"},
       {"serve", "--server", "blocking", "--engine", "toy", "--os-priority", "cpu=nice:lots"},
       {"serve", "--engine", "native"},
+      {"serve", "--server", "zmq", "--engine", "native", "--protocol", "http"},
+      {"serve", "--server", "multiprocessing", "--engine", "toy", "--protocol", "http"},
+      {"serve", "--server", "blocking", "--engine", "native", "--protocol", "bogus"},
+      {"serve", "--server", "blocking", "--engine", "native", "--protocol", "http", "--http-parser", "vm"},
+      {"serve", "--server", "blocking", "--engine", "toy", "--http-parser", "vm"},
+      {"serve", "--server", "blocking", "--engine", "toy", "--protocol", "http", "--mount", "nopath"},
+      {"serve", "--server", "blocking", "--engine", "toy", "--protocol", "http", "--mount", "/static=echo"},
+      {"serve", "--server", "blocking", "--engine", "toy", "--protocol", "http", "--mount", "/x=/nonexistent.gasm"},
   };
   for (const auto& args : cases) {
     GillabProcess serve(args);
