@@ -105,6 +105,12 @@ std::string ChildProcess::ExitDescription() const {
   return fmt::format("exit status {}", exit_code_);
 }
 
+bool ChildProcess::Crashed() const {
+  if (!exited_ || !WIFSIGNALED(wait_status_)) return false;
+  const int sig = WTERMSIG(wait_status_);
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGABRT;
+}
+
 std::string ChildProcess::ErrTail(size_t max_bytes) const {
   std::string tail = err_.size() > max_bytes ? "..." + err_.substr(err_.size() - max_bytes) : err_;
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();

@@ -56,6 +56,9 @@ class ChildProcess {
   // Valid once exited(): the exit code, or 128 + signal for a killed child.
   int exit_code() const { return exit_code_; }
   std::string ExitDescription() const;  // "exit status 2", "killed by signal 9"
+  // Valid once exited(): ended by a signal of its own fault (SIGSEGV, SIGBUS,
+  // SIGILL, SIGFPE, SIGABRT), not by one somebody sent it to stop.
+  bool Crashed() const;
   const std::string& out() const { return out_; }
   const std::string& err() const { return err_; }
   // The last lines of stderr, for error messages.

@@ -128,7 +128,8 @@ TEST(ClientsArgs, WrkSiegeAndAbTakeTheirOptionsFromTheSettings) {
   EXPECT_NE(call("siege").find("-c 8 -t 10S http://127.0.0.1:8080/primes/100"), std::string::npos) << call("siege");
   EXPECT_NE(call("ab").find("-k -q -c 8 -t 10 -n"), std::string::npos) << call("ab");
   const std::string gillab = call("gillab");
-  EXPECT_NE(gillab.find("--protocol http --target /primes/100"), std::string::npos) << gillab;
+  EXPECT_NE(gillab.find("--protocol http "), std::string::npos) << gillab;
+  EXPECT_NE(gillab.find("--target /primes/100"), std::string::npos) << gillab;
   EXPECT_EQ(gillab.find("--server "), std::string::npos) << gillab;  // an outside server is no gillab kind
 }
 

@@ -42,6 +42,7 @@ using nlohmann::json;
 constexpr int64_t kNsPerS = 1'000'000'000;
 constexpr double kStartupTimeoutS = 30;   // cpython engine start-up included
 constexpr double kShutdownTimeoutS = 10;
+constexpr int kClientCrashRetries = 2;
 
 std::string UtcStamp(const char* format) {
   std::time_t now = std::time(nullptr);
@@ -132,6 +133,7 @@ struct Outcome {
   bool ok = false;
   bool fatal = false;        // a usage error: every other run would fail the same way
   bool interrupted = false;
+  bool client_crashed = false;  // an outside client (siege 4.0.7 sometimes) died of SIGSEGV & co
   std::string error;
   json load, serve;
   RunTiming timing;
@@ -216,6 +218,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   try {
     o.load = client.parse(load.out(), load_json_path);
   } catch (const std::exception& e) {
+    o.client_crashed = !client.program.empty() && load.Crashed();
     return fail(load, fmt::format("{} gave no result ({}; {})", client.name, e.what(), load.ExitDescription()));
   }
   // The other clients' results land where gillab load writes its own, for the report and plots.
@@ -516,6 +519,15 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     double estimate_s = EstimateRunSeconds(p, e.warmup);
     int64_t run_start_ns = gil::KernelNowNs();
     Outcome o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++);
+    // An outside load generator that crashes is its own bug, not the run's
+    // (Debian's siege 4.0.7 segfaults now and then at the end of a timed
+    // run): the run is made again, at most kClientCrashRetries times, and
+    // each crash is said on stderr and in failures.log.
+    for (int retry = 0; !o.ok && o.client_crashed && retry < kClientCrashRetries && !Interrupted(); ++retry) {
+      AppendFailure(dir, p, rep, o.error + " (client crash; the run is made again)");
+      fmt::print(stderr, "gillab run: point {} rep {}: {}; making the run again\n", id, rep, o.error);
+      o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++);
+    }
     if (o.interrupted) {
       interrupted = true;
       break;
