@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "experiments/child_process.h"
+#include "experiments/gillab_test_util.h"
 #include "experiments/results.h"
 
 namespace gillab::experiments {
@@ -19,21 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Result = GillabResult;
 
-Result Gillab(const std::vector<std::string>& args, double timeout_s = 120) {
-  std::vector<std::string> argv = {GILLAB_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess child({.argv = argv, .cpus = {}});
-  bool done = WaitFor({&child}, gil::KernelNowNs() + static_cast<int64_t>(timeout_s * 1e9), [&] { return child.exited(); });
-  Pump({&child}, 0);
-  EXPECT_TRUE(done) << "gillab did not finish in " << timeout_s << " s: " << child.ErrTail();
-  child.KillAndReap();
-  return {done ? child.exit_code() : -1, child.out(), child.err()};
-}
+// Runs gillab to completion (bounded by timeout_s) and reaps it.
+Result Gillab(const std::vector<std::string>& args, double timeout_s = 120) { return RunGillab(args, timeout_s); }
 
 // Processes carrying `mark` in their environment: the outside servers this
 // test's runs started (other tests may run baselines at the same time).

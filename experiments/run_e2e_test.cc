@@ -15,6 +15,7 @@
 #include "experiments/child_process.h"
 #include "experiments/experiment.h"
 #include "gil/histogram.h"
+#include "experiments/gillab_test_util.h"
 #include "experiments/results.h"
 
 namespace gillab::experiments {
@@ -22,22 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Result = GillabResult;
 
 // Runs gillab to completion (bounded by timeout_s) and reaps it.
-Result Gillab(const std::vector<std::string>& args, double timeout_s = 240) {
-  std::vector<std::string> argv = {GILLAB_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess child({.argv = argv, .cpus = {}});
-  bool done = WaitFor({&child}, gil::KernelNowNs() + static_cast<int64_t>(timeout_s * 1e9), [&] { return child.exited(); });
-  Pump({&child}, 0);
-  EXPECT_TRUE(done) << "gillab did not finish in " << timeout_s << " s: " << child.ErrTail();
-  child.KillAndReap();
-  return {done ? child.exit_code() : -1, child.out(), child.err()};
-}
+Result Gillab(const std::vector<std::string>& args, double timeout_s = 240) { return RunGillab(args, timeout_s); }
 
 std::set<std::pair<std::string, std::string>> Pairs(const std::vector<Row>& rows) {
   std::set<std::pair<std::string, std::string>> pairs;
