@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -90,6 +92,43 @@ TEST_F(HttpRunE2e, Non2xxRepliesAreCountedByEachClient) {
     EXPECT_EQ(r.at("status"), "errors") << r.at("client");
     EXPECT_GT(std::stod(r.at("non_2xx")), 0) << r.at("client");
   }
+}
+
+// A load generator that crashes (Debian's siege 4.0.7 segfaults now and then)
+// has its run made again, and the crash is said, not hidden: here a stand-in
+// `siege` first on PATH kills itself with SIGSEGV on its first call and runs
+// the real siege on the next.
+TEST_F(HttpRunE2e, ARunWhoseClientCrashedIsMadeAgain) {
+  const fs::path bin = root_ / "bin";
+  fs::create_directories(bin);
+  const std::string real_siege = "/usr/bin/siege";
+  ASSERT_TRUE(fs::exists(real_siege)) << "scripts/setup installs siege";
+  {
+    std::ofstream script(bin / "siege");
+    script << "#!/bin/sh\n"
+           << "if [ ! -e '" << (root_ / "crashed").string() << "' ]; then\n"
+           << "  touch '" << (root_ / "crashed").string() << "'\n"
+           << "  kill -SEGV $$\n"
+           << "fi\n"
+           << "exec " << real_siege << " \"$@\"\n";
+  }
+  fs::permissions(bin / "siege", fs::perms::owner_all);
+  const char* old_path = std::getenv("PATH");
+  const std::string saved = old_path ? old_path : "/usr/bin:/bin";
+  setenv("PATH", (bin.string() + ":" + saved).c_str(), 1);
+  const std::string dir = (root_ / "crash").string();
+  Result run = Gillab({"run", GILLAB_HTTP_OUTSIDE_TOML, "-o", dir, "-s", "client=siege"});
+  setenv("PATH", saved.c_str(), 1);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(fs::exists(root_ / "crashed")) << "the stand-in never ran";
+  EXPECT_NE(run.err.find("making the run again"), std::string::npos) << run.err;
+  auto rows = ReadRunsCsv(dir + "/runs.csv");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("status"), "ok");
+  std::ifstream log(dir + "/failures.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find("client crash"), std::string::npos) << text.str();
 }
 
 }  // namespace
