@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "gil/gil.h"
+#include "interp/exec_model.h"
 #include "interp/vm.h"
 #include "servers/http_parser.h"
 #include "servers/http_protocol.h"
@@ -83,12 +84,12 @@ void CheckResponses(const std::string& out) {
 
 struct VmParser {
   VmParser()
-      : gil(gil::MakeGil("newgil", {})), me(gil->Attach(gil::Role::kIo, "fuzz")),
-        vm(interp::LoadProgram("http_request"), *gil, *me) {
-    gil->Acquire(*me);
+      : model(interp::MakeExecModel("newgil")), me(model->Attach(gil::Role::kIo, "fuzz")),
+        vm(interp::LoadProgram("http_request"), *model, *me) {
+    model->Enter(*me);
   }
-  std::unique_ptr<gil::Gil> gil;
-  std::unique_ptr<gil::ThreadState> me;
+  std::unique_ptr<interp::ExecModel> model;
+  std::unique_ptr<interp::ExecThread> me;
   interp::Vm vm;
 };
 
