@@ -14,6 +14,7 @@
 #include "gil/error.h"
 #include "servers/native_engine.h"
 #include "servers/toy_engine.h"
+#include "servers/wait_for_test_util.h"
 
 namespace gillab::servers {
 namespace {
@@ -34,16 +35,6 @@ const nlohmann::json* FindThread(const nlohmann::json& stats, const std::string&
     if (t.at("name") == name) return &t;
   }
   return nullptr;
-}
-
-// Polls `done` for up to `limit`; true when it became true.
-template <typename F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 5000ms) {
-  for (auto deadline = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < deadline;) {
-    if (done()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return done();
 }
 
 // Whether a CPU thread of the toy engine holds its lock now (a racy snapshot:

@@ -20,6 +20,7 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include "servers/wait_for_test_util.h"
 #include "servers/engine.h"
 #include "servers/fake_engine_test_util.h"
 #include "servers/http_parser.h"
@@ -34,16 +35,6 @@ using namespace std::chrono_literals;
 
 constexpr int kClientTimeoutMs = 10000;  // a hung server fails the test instead of hanging it
 constexpr uint64_t kMaxMessageBytes = 1 << 20;
-
-template <typename F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // Sends fd 2 to a file for its lifetime; text() reads what was written so far.
 class StderrToFile {

@@ -29,6 +29,7 @@
 #include "servers/fake_engine_test_util.h"
 #include "servers/server.h"
 #include "servers/socket.h"
+#include "servers/wait_for_test_util.h"
 
 namespace gillab::servers {
 namespace {
@@ -36,17 +37,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr int kClientTimeoutMs = 10000;  // a hung server fails the test instead of hanging it
-
-// Polls `done` every millisecond, at most `limit`; returns its last value.
-template <typename F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // try_lock in a bounded loop (a timed lock would hide the wait from TSan).
 bool LockWithin(std::mutex& mutex, std::chrono::milliseconds limit) {
