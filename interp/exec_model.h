@@ -59,6 +59,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "gil/gil.h"
 
 namespace gillab::interp {
@@ -213,6 +215,10 @@ class ExecModel {
     (void)t;
     return {};
   }
+  // Run-wide figures (the STM's committed / aborted / paused time) and the
+  // model's report as JSON (the STM's conflict report; null: none).
+  virtual std::map<std::string, double> RunFigures() const { return {}; }
+  virtual nlohmann::json ReportJson() const { return nullptr; }
 
  protected:
   ExecModel() = default;

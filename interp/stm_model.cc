@@ -533,4 +533,45 @@ StmInevitableRecord StmModel::Inevitable() const {
   return inevitable_;
 }
 
+std::map<std::string, double> StmModel::RunFigures() const {
+  const StmReport r = Report();
+  return {{"stm_commits", static_cast<double>(r.commits)},       {"stm_aborts", static_cast<double>(r.aborts)},
+          {"stm_committed_ns", static_cast<double>(r.committed_ns)}, {"stm_aborted_ns", static_cast<double>(r.aborted_ns)},
+          {"stm_paused_ns", static_cast<double>(r.paused_ns)},   {"stm_inevitable_units", static_cast<double>(r.inevitable_units)}};
+}
+
+nlohmann::json StmModel::ReportJson() const {
+  const StmReport r = Report();
+  nlohmann::json j = {{"commits", r.commits},       {"aborts", r.aborts},         {"inevitable_units", r.inevitable_units},
+                      {"committed_ns", r.committed_ns}, {"aborted_ns", r.aborted_ns}, {"paused_ns", r.paused_ns}};
+  nlohmann::json conflicts = nlohmann::json::array();
+  for (size_t i = 0; i < r.conflicts.size() && i < 10; ++i) {
+    const StmConflict& c = r.conflicts[i];
+    conflicts.push_back({{"kind", c.kind}, {"site", c.site}, {"other_site", c.other_site}, {"count", c.count},
+                         {"lost_ns", c.lost_ns}});
+  }
+  j["conflicts"] = conflicts;
+  return j;
+}
+
+std::string FormatStmReport(const nlohmann::json& j) {
+  auto ms = [&](const char* key) { return j.value(key, int64_t{0}) / 1e6; };
+  const double committed = ms("committed_ns"), aborted = ms("aborted_ns"), paused = ms("paused_ns");
+  const double total = std::max(committed + aborted + paused, 1e-9);
+  std::string out = fmt::format(
+      "stm: {} commits, {} aborts, {} inevitable units\n"
+      "  time committed {:.1f} ms ({:.1f}%), aborted {:.1f} ms ({:.1f}%), paused {:.1f} ms ({:.1f}%)\n",
+      j.value("commits", int64_t{0}), j.value("aborts", int64_t{0}), j.value("inevitable_units", int64_t{0}), committed,
+      100 * committed / total, aborted, 100 * aborted / total, paused, 100 * paused / total);
+  if (j.contains("conflicts") && !j["conflicts"].empty()) {
+    out += "  top conflicts by time lost:\n";
+    for (const auto& c : j["conflicts"]) {
+      out += fmt::format("    {:>9.1f} ms  {:>7}x  {:<11} {}  <->  {}\n", c.value("lost_ns", int64_t{0}) / 1e6,
+                         c.value("count", int64_t{0}), c.value("kind", std::string()), c.value("site", std::string()),
+                         c.value("other_site", std::string()));
+    }
+  }
+  return out;
+}
+
 }  // namespace gillab::interp

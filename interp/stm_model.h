@@ -120,6 +120,10 @@ struct StmInevitableRecord {
   int64_t max_concurrent = 0;
 };
 
+// The report as text, print_stm_log.py's shape: time committed / aborted /
+// paused, then the top conflicts by time lost.
+std::string FormatStmReport(const nlohmann::json& report);
+
 class StmThread;
 
 class StmModel final : public ExecModel {
@@ -153,6 +157,10 @@ class StmModel final : public ExecModel {
   void SetPriority(ExecThread&, int) override {}
 
   std::map<std::string, double> Figures(const ExecThread& t) const override;
+  std::map<std::string, double> RunFigures() const override;
+  // {"committed_ns","aborted_ns","paused_ns","commits","aborts","inevitable_units",
+  //  "conflicts":[{"kind","site","other_site","count","lost_ns"}...]} (top 10 by time lost)
+  nlohmann::json ReportJson() const override;
 
   // The run so far (any thread; figures of running units are not included).
   StmReport Report() const;

@@ -1,6 +1,8 @@
 // settings.cc — the settings table and its rules (settings.h).
 #include "servers/settings.h"
 
+#include "interp/exec_model.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include "gil/error.h"
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
+#include "interp/exec_model.h"
 #include "servers/engine_kinds.h"
 #include "servers/server_kinds.h"
 
@@ -34,7 +37,7 @@ std::string EngineRule(const SettingSpec& spec, const std::string& text, const s
   return OneOf(spec, text, EngineNames());
 }
 std::string PolicyRule(const SettingSpec& spec, const std::string& text, const std::string&) {
-  return OneOf(spec, text, gil::PolicyNames());
+  return OneOf(spec, text, interp::ExecModelNames());  // the lock policies and stm
 }
 std::string ExpectRule(const SettingSpec& spec, const std::string& text, const std::string&) {
   return text.empty() ? text : OneOf(spec, text, {"echo", "any"});
@@ -137,7 +140,7 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"server", Type::kString, Target::kServe, "blocking", "server kind (gillab list)", 0, kInf, ServerRule,
        "--server", kGillabServer, true},
       {"engine", Type::kString, Target::kServe, "toy", "native | toy | cpython", 0, kInf, EngineRule, "--engine"},
-      {"policy", Type::kString, Target::kServe, "newgil", "lock policy (toy engine; cpython: newgil only)", 0, kInf,
+      {"policy", Type::kString, Target::kServe, "newgil", "execution model: a lock policy or stm (toy engine; cpython: newgil only)", 0, kInf,
        PolicyRule, "--policy", kEngineHasLock},
       {"switch_interval_us", Type::kInt, Target::kServe, "5000", "ticket/priority/newgil switch interval", 1, kInf,
        nullptr, "--switch-interval-us", kEngineHasLock},

@@ -77,13 +77,17 @@ class ToyEngine::Io final : public IoThread {
 ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   model_ = interp::MakeExecModel(options_.policy, {.gil = options_.gil});  // UsageError for an unknown policy
   // The lock behind the model: what the trace, the stall monitor and Stats() read.
+  // nullptr under a model without a lock (stm): no trace, no lock figures,
+  // and the model's own stall lines instead of the stall monitor.
   gil_ = model_->lock();
-  if (gil_ == nullptr) throw UsageError(fmt::format("the toy engine needs a lock policy, not '{}'", options_.policy));
+  if (gil_ == nullptr && options_.trace) {
+    throw UsageError(fmt::format("--trace needs a lock policy; '{}' has no lock", options_.policy));
+  }
   if (options_.trace) {
     recorder_ = std::make_unique<gil::TraceRecorder>(options_.trace_options);
     gil_->EnableTrace(recorder_.get());
   }
-  if (options_.stall_threshold_ms > 0) {
+  if (options_.stall_threshold_ms > 0 && gil_ != nullptr) {
     stall_monitor_ = std::make_unique<gil::StallMonitor>(*gil_, gil::StallOptions{.threshold_ms = options_.stall_threshold_ms});
   }
   handlers_.push_back(interp::LoadProgram(options_.handler));  // UsageError naming FILE:LINE:COL
@@ -153,9 +157,14 @@ nlohmann::json ToyEngine::Stats() const {
     std::lock_guard lock(mu_);
     for (const auto& entry : entries_) {
       ThreadRecord r = entry->record;
-      const gil::ThreadState& state = *entry->thread->lock_state();  // every toy model has a lock (constructor)
-      r.lock_priority = state.lock_priority();
-      r.lock = FiguresOf(state);
+      const gil::ThreadState* state = entry->thread->lock_state();  // nullptr: a model without a lock (stm)
+      if (state != nullptr) {
+        r.lock_priority = state->lock_priority();
+        r.lock = FiguresOf(*state);
+      } else {
+        r.lock = NoLockFigures();
+      }
+      r.model = model_->Figures(*entry->thread);
       if (r.role == gil::Role::kIo) r.blocking_sections = entry->blocking_sections.load(std::memory_order_relaxed);
       if (r.role == gil::Role::kCpu) {
         r.iterations = entry->iterations;
@@ -164,9 +173,13 @@ nlohmann::json ToyEngine::Stats() const {
       threads.push_back(std::move(r));
     }
   }
-  return StatsJson({.engine = "toy", .policy = std::string(gil_->name()),
-                    .switch_interval_us = options_.gil.switch_interval_us, .cpu_threads = options_.cpu_threads},
-                   threads, LockJson(gil_->lock_stats()));
+  nlohmann::json j = StatsJson({.engine = "toy", .policy = std::string(model_->name()),
+                                .switch_interval_us = options_.gil.switch_interval_us, .cpu_threads = options_.cpu_threads,
+                                .model = model_->RunFigures()},
+                               threads, gil_ != nullptr ? LockJson(gil_->lock_stats()) : nlohmann::json());
+  const nlohmann::json report = model_->ReportJson();
+  if (!report.is_null()) j["model_report"] = report;
+  return j;
 }
 
 void ToyEngine::WriteTrace(const std::string& path, const nlohmann::json& run) const {
