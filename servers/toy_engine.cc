@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "gil/error.h"
+#include "interp/framework.h"
 #include "interp/vm.h"
 
 namespace gillab::servers {
@@ -51,7 +52,7 @@ class ToyEngine::Io final : public IoThread {
     if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
     interp::Value reply;
     try {
-      reply = vms_[id]->Call("handle", {interp::Value::Bytes(std::string(request)),
+      reply = vms_[id]->Call(engine_.entry_, {interp::Value::Bytes(std::string(request)),
                                   interp::Value::Int(engine_.options_.work_units)});
     } catch (const interp::VmError& e) {
       throw std::runtime_error(e.what());
@@ -90,8 +91,13 @@ ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   if (options_.stall_threshold_ms > 0 && gil_ != nullptr) {
     stall_monitor_ = std::make_unique<gil::StallMonitor>(*gil_, gil::StallOptions{.threshold_ms = options_.stall_threshold_ms});
   }
-  handlers_.push_back(interp::LoadProgram(options_.handler));  // UsageError naming FILE:LINE:COL
-  for (const auto& extra : options_.extra_handlers) handlers_.push_back(interp::LoadProgram(extra));
+  // With a framework every handler runs behind its prelude, in the same unit.
+  auto load = [this](const std::string& name) {
+    return options_.framework_clock.empty() ? interp::LoadProgram(name) : interp::LoadProgramWithFramework(name);
+  };
+  if (!options_.framework_clock.empty()) entry_ = interp::FrameworkEntry(options_.framework_clock);
+  handlers_.push_back(load(options_.handler));  // UsageError naming FILE:LINE:COL
+  for (const auto& extra : options_.extra_handlers) handlers_.push_back(load(extra));
   cpu_spin_ = interp::LoadProgram("cpu_spin");
   // Concurrent when VM threads may run at the same time (policy `none`).
   heap_ = std::make_shared<interp::Heap>(interp::HeapOptions{.concurrent = !model_->traits().exclusive});
