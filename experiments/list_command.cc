@@ -45,6 +45,7 @@ void AddListCommand(CLI::App& app) {
   cmd->callback([] {
     fmt::print("policies (--policy):\n");
     for (const auto& name : gil::PolicyNames()) fmt::print("  {:<16} {}\n", name, gil::PolicySummary(name));
+    fmt::print("  {:<16} {}\n", "stm", "software transactional memory: units run at once, conflicts abort and re-run (interp/stm_model.h)");
     fmt::print("servers (--server):\n");
     for (const auto& kind : servers::ServerKindTable())
       fmt::print("  {:<16} {} ({} transport)\n", kind.name, kind.summary, servers::TransportName(kind.transport));

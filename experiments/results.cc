@@ -156,6 +156,8 @@ const std::vector<std::string>& RunColumns() {
     // before one existed reads it as empty.
     for (const auto& role : RowRoles())
       for (const auto& figure : servers::ModelFigureSpecs()) c.push_back(fmt::format("{}_{}", role, figure.name));
+    // The stm conflict report's top line (serve's "model_report", interp/stm_model.h).
+    c.emplace_back("stm_top_conflict");
     return c;
   }();
   return columns;
@@ -184,6 +186,13 @@ Row MakeRow(const Point& point, int repetition, const json& load, const json& se
   row["lock_handoff_p50_ns"] = Cell(serve, {"lock", "handoff_p50_ns"});
   row["lock_handoff_p99_ns"] = Cell(serve, {"lock", "handoff_p99_ns"});
   AddRoleColumns(serve, row);
+  if (const json* conflicts = Find(serve, {"model_report", "conflicts"}); conflicts && conflicts->is_array() &&
+                                                                          !conflicts->empty()) {
+    const json& c = conflicts->front();
+    row["stm_top_conflict"] = fmt::format("{} {} <-> {} ({}x, {:.1f} ms lost)", c.value("kind", std::string()),
+                                          c.value("site", std::string()), c.value("other_site", std::string()),
+                                          c.value("count", int64_t{0}), c.value("lost_ns", int64_t{0}) / 1e6);
+  }
   return row;
 }
 

@@ -374,6 +374,34 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
   }
   out += "## Per point (median over repetitions, min–max in brackets)\n\n" + MarkdownTable(header, table) + "\n";
 
+  // ---- STM (interp/stm_model.h): time committed / aborted / paused, top conflict ----
+  const bool any_stm = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return !Get(r, "io_stm_commits").empty(); });
+  if (any_stm) {
+    std::vector<std::string> stm_header = {"point"};
+    for (const auto& key : shown) stm_header.push_back(key);
+    for (const char* h : {"req/s", "commits", "aborts", "committed ms", "aborted ms", "paused ms", "top conflict (first run)"})
+      stm_header.emplace_back(h);
+    std::vector<std::vector<std::string>> stm_table;
+    auto ms = [](double ns) { return fmt::format("{:.1f}", ns / 1e6); };
+    auto count = [](double n) { return fmt::format("{:.0f}", n); };
+    for (const PointRuns& p : points) {
+      if (Get(p.settings, "policy") != "stm") continue;
+      std::vector<std::string> cells = {std::to_string(p.point)};
+      for (const auto& key : shown) cells.push_back(Get(p.settings, key));
+      cells.push_back(MedianRange(p.Of("req_per_s"), FormatRate));
+      cells.push_back(MedianRange(p.Of("io_stm_commits"), count));
+      cells.push_back(MedianRange(p.Of("io_stm_aborts"), count));
+      cells.push_back(MedianRange(p.Of("io_stm_committed_ns"), ms));
+      cells.push_back(MedianRange(p.Of("io_stm_aborted_ns"), ms));
+      cells.push_back(MedianRange(p.Of("io_stm_paused_ns"), ms));
+      const std::string top = p.runs.empty() ? "" : Get(p.runs.front(), "stm_top_conflict");
+      cells.push_back(top.empty() ? "none" : top);
+      stm_table.push_back(cells);
+    }
+    out += "## STM: time in committed / aborted / paused units and the top conflict (median, min–max)\n\n" +
+           MarkdownTable(stm_header, stm_table) + "\n";
+  }
+
   // ---- Lock per role ----
   bool any_lock = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return !Get(r, "io_hold_ns").empty(); });
   if (any_lock) {

@@ -1,5 +1,6 @@
 #include "interp/contend.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -46,9 +47,13 @@ class StopBoard {
   bool stopping_ = false;
 };
 
-ContendThread Snapshot(const gil::ThreadState& t) {
+// A thread's record; a model without a lock (stm) has no lock figures to give.
+ContendThread Snapshot(const ExecThread& et, gil::Role role, std::string name) {
   ContendThread out;
-  out.role = t.role();
+  out.role = role;
+  out.name = std::move(name);
+  if (et.lock_state() == nullptr) return out;
+  const gil::ThreadState& t = *et.lock_state();
   out.name = t.name();
   out.lock_priority = t.lock_priority();
   out.stats = t.stats();
@@ -62,6 +67,12 @@ int PriorityOf(const ContendOptions& o, gil::Role role) {
 }
 
 double Us(int64_t ns) { return static_cast<double>(ns) / 1e3; }
+
+// Whether the policy reads check_interval (false for models that are not lock policies, e.g. stm).
+bool UsesTicks(const std::string& policy) {
+  const auto& policies = gil::PolicyNames();
+  return std::find(policies.begin(), policies.end(), policy) != policies.end() && gil::PolicyTraitsOf(policy).uses_ticks;
+}
 
 }  // namespace
 
@@ -77,8 +88,11 @@ ContendResult RunContend(const ContendOptions& options) {
   auto model = MakeExecModel(options.policy, {.gil = {.switch_interval_us = options.switch_interval_us,
                                                       .check_interval = options.check_interval}});
   // The lock statistics, the trace and the stall monitor read the model's lock.
+  // nullptr under a model without a lock (stm): no trace, no stall monitor.
   gil::Gil* gil = model->lock();
-  if (gil == nullptr) throw UsageError(fmt::format("contend needs a lock policy, not '{}'", options.policy));
+  if (gil == nullptr && !options.trace_path.empty()) {
+    throw UsageError(fmt::format("--trace needs a lock policy; '{}' has no lock", options.policy));
+  }
   std::unique_ptr<gil::TraceRecorder> recorder;
   if (!options.trace_path.empty()) {
     recorder = std::make_unique<gil::TraceRecorder>(gil::TraceOptions{.max_events_per_thread = options.trace_max_events});
@@ -86,7 +100,7 @@ ContendResult RunContend(const ContendOptions& options) {
   }
   // Declared after the lock, so destroyed before it.
   std::optional<gil::StallMonitor> stall_monitor;
-  if (options.stall_threshold_ms > 0) stall_monitor.emplace(*gil, gil::StallOptions{.threshold_ms = options.stall_threshold_ms});
+  if (options.stall_threshold_ms > 0 && gil != nullptr) stall_monitor.emplace(*gil, gil::StallOptions{.threshold_ms = options.stall_threshold_ms});
   auto cpu_program = LoadProgram(options.cpu_program);
   auto io_program = LoadProgram("io_step");
   // One shared heap for the run (design §8); concurrent when threads may run at once.
@@ -181,11 +195,13 @@ ContendResult RunContend(const ContendOptions& options) {
     if (e) std::rethrow_exception(e);
   }
 
-  result.lock_switches = gil->lock_stats().switches;
-  result.handoff_ns = gil->lock_stats().handoff_ns;
-  result.threads.push_back(Snapshot(*io_state->lock_state()));
+  if (gil != nullptr) {
+    result.lock_switches = gil->lock_stats().switches;
+    result.handoff_ns = gil->lock_stats().handoff_ns;
+  }
+  result.threads.push_back(Snapshot(*io_state, gil::Role::kIo, "io"));
   for (size_t i = 0; i < k; ++i) {
-    ContendThread t = Snapshot(*cpu_states[i]->lock_state());
+    ContendThread t = Snapshot(*cpu_states[i], gil::Role::kCpu, fmt::format("cpu-{}", i));
     t.iterations = cpu_counts[i];
     t.seconds = cpu_seconds[i];
     if (t.seconds > 0) result.cpu_iterations_per_s += static_cast<double>(t.iterations) / t.seconds;
@@ -272,7 +288,7 @@ std::string FormatTable(const ContendResult& r) {
   std::string out = fmt::format(
       "policy {}, {} cpu thread(s), io: {} x (sleep_us {} + {} work units), switch interval {} us{}\n",
       o.policy, o.cpu_threads, o.iterations, o.io_sleep_us, o.io_work_units, o.switch_interval_us,
-      gil::PolicyTraitsOf(o.policy).uses_ticks ? fmt::format(", check interval {}", o.check_interval) : "");
+      UsesTicks(o.policy) ? fmt::format(", check interval {}", o.check_interval) : "");
   out += fmt::format("io re-acquire wait (us): p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})\n",
                      Us(h.Percentile(50)), Us(h.Percentile(90)), Us(h.Percentile(99)), Us(h.max()), h.count());
   out += fmt::format("cpu iterations/s: {:.4g}   run: {:.3f} s   lock switches: {}\n", r.cpu_iterations_per_s,

@@ -22,7 +22,7 @@ void AddContendCommand(CLI::App& app) {
   ContendOptions& o = f->options;
   CLI::App* cmd = app.add_subcommand(
       "contend", "One io VM thread (sleep_us with the lock released, then a little work) against K cpu_spin threads");
-  cmd->add_option("--policy", o.policy, "Lock policy: mutex, ticket, priority, newgil, none")->capture_default_str();
+  cmd->add_option("--policy", o.policy, "Execution model: mutex, ticket, priority, newgil, none, stm")->capture_default_str();
   cmd->add_option("--cpu-threads", o.cpu_threads, "K, the number of cpu_spin threads")->capture_default_str();
   cmd->add_option("--io-sleep-us", o.io_sleep_us, "How long each io step blocks with the lock released")
       ->capture_default_str();

@@ -52,11 +52,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "gil/gil.h"
 
@@ -89,11 +92,21 @@ struct ExecTraits {
   bool units_may_abort = false;
 };
 
+// Where in a program the VM is: for a model's reports (the STM's conflict
+// report names both sides of a conflict by program:function:line). The views
+// point into the running Program.
+struct SourceSite {
+  std::string_view program;
+  std::string_view function;
+  int line = 0;
+};
+
 // A timed wait of a blocking native (sleep_us). Later kinds (a simulated
 // backend call, a socket wait) add fields here.
 struct BlockingWait {
   std::string_view native;  // the native's name, for traces and logs
   int64_t duration_us = 0;  // >= 0
+  SourceSite site{};        // the native's call site
 };
 
 struct BlockResult {
@@ -103,10 +116,15 @@ struct BlockResult {
 };
 
 // A shared-heap access the VM reports when traits().sees_heap_accesses.
+// kCreate: a table the unit has just made (TNEW), reported after it exists:
+// nobody else can see it until the unit stores it somewhere.
 struct HeapAccess {
-  enum class Kind : uint8_t { kRead, kWrite };
+  enum class Kind : uint8_t { kRead, kWrite, kCreate };
+  enum class Target : uint8_t { kCell, kTable };
   Kind kind = Kind::kRead;
   const void* cell = nullptr;  // the global cell or table touched: its identity, not its value
+  Target target = Target::kCell;  // what `cell` points to: a Cell or a Table (heap.h)
+  SourceSite site{};              // the instruction making the access
 };
 
 enum class UnitEnd : uint8_t {
@@ -177,11 +195,30 @@ class ExecModel {
   // A native whose effect leaves the heap (now_ns, print) is about to run: an
   // STM unit becomes inevitable here. The GILs do nothing.
   virtual void OnExternalEffect(ExecThread& t, std::string_view native) = 0;
+  // The same with the native's call site; the VM calls this one. The default
+  // forwards to OnExternalEffect (models that do not report sites).
+  virtual void OnExternalEffectAt(ExecThread& t, std::string_view native, const SourceSite& site) {
+    (void)site;
+    OnExternalEffect(t, native);
+  }
   // A shared-heap access, reported only when traits().sees_heap_accesses.
   // May throw UnitAborted. The GILs do nothing (and are never asked).
   virtual void OnHeapAccess(ExecThread& t, const HeapAccess& access) = 0;
   // The set_priority native: a scheduling hint; models without priorities ignore it.
   virtual void SetPriority(ExecThread& t, int priority) = 0;
+
+  // --- statistics, for engines and tools (any thread, once t's own thread is
+  // done with it, or concurrently where the model says so) ------------------
+  // A thread's model figures (ModelFigureSpecs names, e.g. stm_commits); the
+  // lock models have none.
+  virtual std::map<std::string, double> Figures(const ExecThread& t) const {
+    (void)t;
+    return {};
+  }
+  // Run-wide figures (the STM's committed / aborted / paused time) and the
+  // model's report as JSON (the STM's conflict report; null: none).
+  virtual std::map<std::string, double> RunFigures() const { return {}; }
+  virtual nlohmann::json ReportJson() const { return nullptr; }
 
  protected:
   ExecModel() = default;
@@ -190,6 +227,11 @@ class ExecModel {
 // Options every model may read (each reads the ones it knows).
 struct ExecModelOptions {
   gil::GilOptions gil;  // the lock policies' options (switch interval, check interval, ...)
+  // stm (stm_model.h): instructions between the commits of a long inevitable
+  // unit (served at the next check point), and aborts after which a unit
+  // re-runs inevitable.
+  int64_t stm_transaction_length = 100000;
+  int stm_aborts_before_inevitable = 10;
 };
 
 // The model names, in `gillab list` order (today: the lock policies).

@@ -1,7 +1,7 @@
 // exec_models.cc — the execution-model registry (design §9) and the seam's
 // default blocking wait. One row per model: its names and its factory. The
 // lock policies are one row family (every gil::PolicyNames() entry builds a
-// GilModel); `stm` will be one more row.
+// GilModel); `stm` (stm_model.h) is one more row.
 #include <time.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "gil/error.h"
 #include "interp/exec_model.h"
 #include "interp/gil_model.h"
+#include "interp/stm_model.h"
 
 namespace gillab::interp {
 namespace {
@@ -29,6 +30,10 @@ const std::vector<ModelRow>& Rows() {
       {gil::PolicyNames(),
        [](std::string_view name, const ExecModelOptions& o) -> std::unique_ptr<ExecModel> {
          return std::make_unique<GilModel>(gil::MakeGil(name, o.gil));
+       }},
+      {{"stm"},
+       [](std::string_view, const ExecModelOptions& o) -> std::unique_ptr<ExecModel> {
+         return std::make_unique<StmModel>(o);
        }},
   };
   return rows;

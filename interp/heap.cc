@@ -280,4 +280,69 @@ Slot Heap::Keys(Table& t) {
   return out;
 }
 
+// --- undo logging for an STM (heap.h) -------------------------------------
+
+namespace {
+HeapValue CopyValue(const HeapValue& v) {
+  if (v.table != nullptr) TakeRef(v.table);
+  return v;
+}
+}  // namespace
+
+void RetainTable(Table* table) { TakeRef(table); }
+
+HeapValue CopyCellValue(Cell& cell) {
+  std::lock_guard lock(cell.lock);
+  return CopyValue(cell.value);
+}
+
+void RestoreCellValue(Cell& cell, HeapValue saved) {
+  {
+    std::lock_guard lock(cell.lock);
+    std::swap(cell.value, saved);
+  }
+  DropHeapValue(saved);
+}
+
+void DropHeapValue(HeapValue& value) {
+  std::vector<Table*> dead;
+  DropValue(value, dead);
+  if (!dead.empty()) FreeTables(std::move(dead));
+}
+
+TableContents CopyTableContents(Table& table) {
+  TableContents c;
+  std::lock_guard lock(table.lock);
+  c.array.reserve(table.array.size());
+  for (size_t k = 0; k < table.array.size(); ++k) c.array.push_back(CopyValue(table.array[k]));
+  for (const auto& [k, v] : table.ints) c.ints.emplace(k, CopyValue(v));
+  for (const auto& [k, v] : table.strings) c.strings.emplace(k, CopyValue(v));
+  return c;
+}
+
+void RestoreTableContents(Table& table, TableContents saved) {
+  TableContents old;
+  {
+    std::lock_guard lock(table.lock);
+    old.array.reserve(table.array.size());
+    for (size_t k = 0; k < table.array.size(); ++k) old.array.push_back(std::exchange(table.array[k], HeapValue{}));
+    table.array.Truncate(0);
+    for (HeapValue& v : saved.array) table.array.push_back(std::exchange(v, HeapValue{}));
+    std::swap(table.ints, saved.ints);
+    std::swap(table.strings, saved.strings);
+    std::swap(old.ints, saved.ints);
+    std::swap(old.strings, saved.strings);
+  }
+  DropTableContents(old);
+}
+
+void DropTableContents(TableContents& contents) {
+  std::vector<Table*> dead;
+  for (HeapValue& v : contents.array) DropValue(v, dead);
+  for (auto& [k, v] : contents.ints) DropValue(v, dead);
+  for (auto& [k, v] : contents.strings) DropValue(v, dead);
+  contents = TableContents{};
+  if (!dead.empty()) FreeTables(std::move(dead));
+}
+
 }  // namespace gillab::interp

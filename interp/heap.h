@@ -101,10 +101,20 @@ class ArrayPart {
   size_t size_ = 0;
 };
 
+// An STM's ownership record of one cell or table (interp/stm_model.h): who
+// reads or writes it in a running atomic unit, and where the last owner
+// touched it (an interned site id, for the conflict report). Untouched by
+// every other model.
+struct StmWord {
+  std::atomic<uint64_t> owners{0};
+  std::atomic<int32_t> site{-1};
+};
+
 // A global: one named cell of the heap.
 struct Cell {
   SpinLock lock;  // concurrent heap only
   HeapValue value;
+  StmWord stm;    // the stm model only
 };
 
 // A table: keys 0..array.size()-1 in a dense array part (Lua's idea: a
@@ -119,7 +129,29 @@ struct Table {
   std::unordered_map<std::string, HeapValue> strings;
   Table* prev = nullptr;  // the heap's list of live tables
   Table* next = nullptr;
+  StmWord stm;  // the stm model only
 };
+
+// A table's entries copied out, as an STM's undo log keeps them: the copy
+// holds its own counts on the bytes and tables it names.
+struct TableContents {
+  std::vector<HeapValue> array;
+  std::unordered_map<int64_t, HeapValue> ints;
+  std::unordered_map<std::string, HeapValue> strings;
+};
+
+// Undo logging for an STM (stm_model.h). Each takes the object's spin lock.
+// Copy* take counts; Restore* put the copy back and drop what the object held
+// (freeing tables that only it held); Drop* release a copy not put back.
+HeapValue CopyCellValue(Cell& cell);
+void RestoreCellValue(Cell& cell, HeapValue saved);
+void DropHeapValue(HeapValue& value);
+TableContents CopyTableContents(Table& table);
+void RestoreTableContents(Table& table, TableContents saved);
+void DropTableContents(TableContents& contents);
+// One more counted reference to a table (an STM holds the tables of its read
+// and write sets); ReleaseTable (slot.h) drops it.
+void RetainTable(Table* table);
 
 struct HeapOptions {
   // True when VM threads may run at the same time (policy `none`, `stm`):

@@ -23,7 +23,8 @@ namespace gillab::interp {
   X(SET_PRIORITY, "set_priority", 1, "(n) -> 0: set this thread's lock priority (policy `priority`)")   \
   X(NOW_NS, "now_ns", 0, "() -> monotonic clock in ns")                                              \
   X(SHOULD_STOP, "should_stop", 0, "() -> 1 once Vm::RequestStop was called, else 0")                \
-  X(PRINT, "print", 1, "(x) -> 0: print x and a newline on stdout (debugging)")
+  X(PRINT, "print", 1, "(x) -> 0: print x and a newline on stdout (debugging)")                    \
+  X(TRANSACTION_TIME, "transaction_time", 0, "() -> monotonic clock in ns that does not make an stm unit inevitable (PyPy's transaction.time())")
 
 enum class NativeId : uint16_t {
 #define GILLAB_X(name, text, arity, doc) name,

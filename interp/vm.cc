@@ -104,7 +104,9 @@ struct Vm::Impl {
   // For the shared heap's opcodes: report an access when the model asked for
   // them (report_heap_accesses, read once per Call); sp recorded first, since
   // the model may abort the unit there.
-  [[gnu::noinline]] void HeapAccessSlow(Vm& vm, Slot* sp, const HeapAccess& access);
+  [[gnu::noinline]] void HeapAccessSlow(Vm& vm, Slot* sp, const Frame* fp, const Instr* pc, HeapAccess access);
+  // Where pc (just past the instruction) is, for a model's reports.
+  SourceSite SiteOf(const Frame* fp, const Instr* pc) const;
   [[gnu::noinline]] Slot CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame* fp, const Instr* pc);
   [[gnu::noinline]] int CompareSlow(Slot x, Slot y, Slot* sp, const Frame* fp, const Instr* pc);
   // LEN CONCAT BYTE_AT SLICE ITOA ATOI on the stack ending at sp; returns the new sp.
@@ -158,7 +160,7 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
     case NativeId::SLEEP_US: {
       const int64_t us = int_arg(0);
       if (us < 0) Fail(sp, fp, pc, fmt::format("sleep_us of a negative time ({})", us));
-      const BlockResult r = vm.model_.Block(vm.me_, {.native = info.name, .duration_us = us});
+      const BlockResult r = vm.model_.Block(vm.me_, {.native = info.name, .duration_us = us, .site = SiteOf(fp, pc)});
       reacquire_wait_ns.Record(r.resume_wait_ns);
       return Slot::Int(0);
     }
@@ -178,12 +180,14 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
       return Slot::Int(0);
     }
     case NativeId::NOW_NS:
-      vm.model_.OnExternalEffect(vm.me_, info.name);
+      vm.model_.OnExternalEffectAt(vm.me_, info.name, SiteOf(fp, pc));
+      return Slot::Int(gil::NowNs());
+    case NativeId::TRANSACTION_TIME:  // the same clock, without the outside effect (PyPy's transaction.time())
       return Slot::Int(gil::NowNs());
     case NativeId::SHOULD_STOP:
       return Slot::Int(vm.stop_requested() ? 1 : 0);
     case NativeId::PRINT:
-      vm.model_.OnExternalEffect(vm.me_, info.name);
+      vm.model_.OnExternalEffectAt(vm.me_, info.name, SiteOf(fp, pc));
       fmt::print("{}\n", args[0].is_int()     ? std::to_string(args[0].i)
                           : args[0].is_bytes() ? args[0].bytes()
                                                : fmt::format("table({})", heap->Len(*args[0].str->table)));
@@ -286,9 +290,17 @@ void Vm::Impl::TickSlow(Vm& vm, Slot* sp) {
   vm.model_.OnTick(vm.me_);
 }
 
-void Vm::Impl::HeapAccessSlow(Vm& vm, Slot* sp, const HeapAccess& access) {
+void Vm::Impl::HeapAccessSlow(Vm& vm, Slot* sp, const Frame* fp, const Instr* pc, HeapAccess access) {
   sp_at_error = sp;
+  access.site = SiteOf(fp, pc);
   vm.model_.OnHeapAccess(vm.me_, access);
+}
+
+SourceSite Vm::Impl::SiteOf(const Frame* fp, const Instr* pc) const {
+  const Function& f = *fp->fn;
+  const auto index = static_cast<size_t>(pc - f.code.data()) - 1;  // pc has moved past the instruction
+  const SourcePos p = index < f.pos.size() ? f.pos[index] : f.declared_at;
+  return {.program = program->source_name, .function = f.name, .line = p.line};
 }
 
 void Vm::Impl::LoadGlobal(Cell& cell, Slot* sp) {
@@ -399,10 +411,13 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
 #define OP_C (pc[-1].c)
 
 #define FAIL(...) Fail(sp, fp, pc, fmt::format(__VA_ARGS__))
-#define REPORT_HEAP(kind, object)                                                  \
-  do {                                                                             \
-    if (report_heap) [[unlikely]] HeapAccessSlow(vm, sp, HeapAccess{HeapAccess::Kind::kind, (object)}); \
+#define REPORT_HEAP_AT(kind, object, target)                                                       \
+  do {                                                                                             \
+    if (report_heap) [[unlikely]] {                                                                \
+      HeapAccessSlow(vm, sp, fp, pc, HeapAccess{HeapAccess::Kind::kind, (object), HeapAccess::Target::target}); \
+    }                                                                                              \
   } while (0)
+#define REPORT_HEAP(kind, object) REPORT_HEAP_AT(kind, object, kTable)
   // The table a table opcode names, for the report (nullptr: not a table; the op fails).
 #define TABLE_AT(slot) ((slot)->is_table() ? static_cast<const void*>((slot)->str->table) : nullptr)
   // A check point: a single relaxed load of the model's eval breaker; and a
@@ -778,7 +793,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
   // tables) is out of line.
   CASE(GLOAD) {
     Cell* const c = G[OP_A];
-    REPORT_HEAP(kRead, c);
+    REPORT_HEAP_AT(kRead, c, kCell);
     if (!concurrent_heap) {
       if (c->value.is_int()) [[likely]] {
         *sp++ = Slot::Int(c->value.i);
@@ -800,7 +815,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
   }
   CASE(GSTORE) {
     Cell* const c = G[OP_A];
-    REPORT_HEAP(kWrite, c);
+    REPORT_HEAP_AT(kWrite, c, kCell);
     --sp;
     if (sp->is_int()) [[likely]] {
       if (!concurrent_heap) {
@@ -876,6 +891,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
   }
   CASE(TNEW) {
     sp = TableOp(Op::TNEW, sp, fp, pc);  // a new table: nobody else can see it yet
+    REPORT_HEAP(kCreate, sp[-1].str->table);
     NEXT();
   }
   TABLE_OP(TDEL, kWrite, 2)
@@ -900,6 +916,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
 #undef CHECK_POINT
 #undef FAIL
 #undef REPORT_HEAP
+#undef REPORT_HEAP_AT
 #undef TABLE_AT
 }
 

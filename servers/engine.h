@@ -42,6 +42,11 @@ struct EngineOptions {
   // targets, each by its own program). Same names as `handler`.
   std::vector<std::string> extra_handlers;
   int64_t work_units = 0;              // loop iterations the echo handler does per request
+  // Toy engine: run every handler call behind the framework prelude
+  // (interp/framework.h) stamping with this clock (now_ns | transaction_time |
+  // none); "" runs the handler alone. Set by the servers that run a framework
+  // (the `transactional` kind, design §12).
+  std::string framework_clock;
   std::map<gil::Role, int> lock_priority;              // e.g. io=1, cpu=0
   std::map<gil::Role, gil::OsPriority> os_priority;    // e.g. cpu=nice:10
   // Record a lock timeline of every thread (gil/trace.h), written by

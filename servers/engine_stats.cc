@@ -37,6 +37,9 @@ const std::vector<ModelFigureSpec>& ModelFigureSpecs() {
       {"stm_commits", true, "transactions committed"},
       {"stm_aborts", true, "transactions aborted and retried"},
       {"stm_paused_ns", true, "time threads spent paused for a serial (irrevocable) transaction"},
+      {"stm_committed_ns", true, "time in stm units that committed"},
+      {"stm_aborted_ns", true, "time in stm units that aborted (work thrown away)"},
+      {"stm_inevitable_units", true, "stm units that ran inevitable (an outside effect, or starvation)"},
       {"green_switches", true, "coroutine switches by the scheduler"},
       {"ready_queue_p99_ns", false, "99th percentile of the time a ready coroutine waited to run"},
   };

@@ -225,7 +225,7 @@ TEST_P(StreamLoadE2e, GillabLoadDrivesTheStreamServer) {
   EXPECT_EQ(serve.Stop(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, StreamLoadE2e, ::testing::Values("blocking", "nonblocking", "threaded"));
+INSTANTIATE_TEST_SUITE_P(Kinds, StreamLoadE2e, ::testing::Values("blocking", "nonblocking", "threaded", "transactional"));
 
 // The primes handler needs a decimal request: random payloads would make every
 // request a handler error (the connection is closed and load counts errors).

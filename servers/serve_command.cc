@@ -53,6 +53,8 @@ struct ServeFlags {
   std::string trace_path;  // --trace: lock timeline (toy engine)
   std::string protocol = "frame";      // stream servers: frame | http
   std::string http_parser = "native";  // http: native | vm
+  int workers = 2;                       // transactional: worker threads
+  std::string framework_clock = "none";  // transactional: now_ns | transaction_time | none
   std::vector<std::string> mounts;     // http: /PATH=FILE
 };
 
@@ -104,7 +106,7 @@ class CountingEngine final : public Engine {
 };
 
 void CheckHandler(const std::string& handler) {
-  if (handler == "echo" || handler == "primes") return;
+  if (handler == "echo" || handler == "primes" || handler == "primes_list") return;  // shipped (interp/programs/)
   std::ifstream file(handler);
   if (!file) throw UsageError(fmt::format("cannot read handler file '{}'", handler));
 }
@@ -159,7 +161,7 @@ void ConfigureHttp(ServeFlags& flags, ServerOptions& server) {
     return;
   }
   if (RequireServerKind(flags.server).transport != Transport::kStream) {
-    throw UsageError(fmt::format("--protocol http needs a stream server (blocking, nonblocking, threaded); the {} server "
+    throw UsageError(fmt::format("--protocol http needs a stream server (blocking, nonblocking, threaded, transactional); the {} server "
                                  "speaks only its message transport",
                                  flags.server));
   }
@@ -202,8 +204,10 @@ void Serve(ServeFlags flags) {
   ServerOptions server_options{.kind = flags.server, .endpoint = flags.endpoint,
                                .max_message_bytes = flags.max_message_bytes, .protocol = flags.protocol,
                                .http_parser = flags.http_parser, .http_routes = nullptr,
-                               .http_parser_handler_id = 0};
+                               .http_parser_handler_id = 0, .workers = flags.workers};
   ConfigureHttp(flags, server_options);
+  // A kind that runs a framework gets it around every handler call (design §12).
+  if (RequireServerKind(flags.server).runs_framework) flags.engine.framework_clock = flags.framework_clock;
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
   std::unique_ptr<Engine> engine = MakeEngine(flags.engine);
@@ -232,6 +236,10 @@ void Serve(ServeFlags flags) {
   stats["max_open_files"] = max_open_files;
   stats["protocol"] = flags.protocol;
   if (flags.protocol == "http") stats["http_parser"] = flags.http_parser;
+  if (RequireServerKind(flags.server).runs_framework) {
+    stats["workers"] = flags.workers;
+    stats["framework_clock"] = flags.framework_clock;
+  }
   if (!flags.trace_path.empty()) {
     counting.WriteTrace(flags.trace_path, stats);
     stats["trace"] = flags.trace_path;
@@ -249,7 +257,7 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--engine", flags->engine.engine, "Engine running the handler")
       ->required()
       ->check(SettingValidator("engine"));
-  cmd->add_option("--policy", flags->engine.policy, "Lock policy (toy engine)")
+  cmd->add_option("--policy", flags->engine.policy, "Execution model: a lock policy or stm (toy engine)")
       ->check(SettingValidator("policy"))
       ->capture_default_str();
   cmd->add_option("--switch-interval-us", flags->engine.gil.switch_interval_us,
@@ -278,6 +286,13 @@ void AddServeCommand(CLI::App& app) {
                   "(default tcp://127.0.0.1:0; multiprocessing: ipc://gillab-PID)");
   cmd->add_option("--max-message-bytes", flags->max_message_bytes, "Largest request accepted")
       ->check(SettingValidator("max_message_bytes"))
+      ->capture_default_str();
+  cmd->add_option("--workers", flags->workers, "transactional: worker threads running the handler calls")
+      ->check(SettingValidator("workers"))
+      ->capture_default_str();
+  cmd->add_option("--framework-clock", flags->framework_clock,
+                  "transactional: the framework's clock: now_ns | transaction_time | none")
+      ->check(SettingValidator("framework_clock"))
       ->capture_default_str();
   cmd->add_option("--protocol", flags->protocol,
                   "Stream servers: frame (length-prefixed) or http (HTTP/1.1 targets POST /echo, GET /primes/N, "

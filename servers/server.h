@@ -39,6 +39,8 @@ struct ServerOptions {
   // `http_request` parser program among the engine's handlers.
   std::shared_ptr<const HttpRoutes> http_routes = nullptr;
   size_t http_parser_handler_id = 0;
+  // transactional only: the worker threads that run the handler calls.
+  int workers = 2;
 };
 
 class Server {

@@ -24,6 +24,10 @@ const std::vector<ServerKind>& ServerKindTable() {
        .summary = "one I/O thread, epoll, non-blocking sockets, many connections"},
       {.name = "threaded", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
        .summary = "one thread per connection, all sharing the engine's lock"},
+      {.name = "transactional", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
+       .summary = "an event loop hands each batch of requests to --workers threads, one atomic unit per handler call "
+                  "(PyPy-STM + Tornado)",
+       .runs_framework = true},
   };
   return kinds;
 }

@@ -40,6 +40,9 @@ struct ServerKind {
   std::string_view summary{};
   // Serves one connection at a time: an experiment must use connections = 1.
   bool one_connection_at_a_time = false;
+  // Runs a pool of `workers` threads and the framework prelude around each
+  // handler call (`framework_clock`, interp/framework.h): the transactional kind.
+  bool runs_framework = false;
 };
 
 // Every kind, in the order `gillab list` prints them.

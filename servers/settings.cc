@@ -1,6 +1,9 @@
 // settings.cc — the settings table and its rules (settings.h).
 #include "servers/settings.h"
 
+#include "interp/exec_model.h"
+#include "interp/framework.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +14,8 @@
 #include "gil/error.h"
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
+#include "interp/exec_model.h"
+#include "interp/framework.h"
 #include "servers/engine_kinds.h"
 #include "servers/server_kinds.h"
 
@@ -34,7 +39,10 @@ std::string EngineRule(const SettingSpec& spec, const std::string& text, const s
   return OneOf(spec, text, EngineNames());
 }
 std::string PolicyRule(const SettingSpec& spec, const std::string& text, const std::string&) {
-  return OneOf(spec, text, gil::PolicyNames());
+  return OneOf(spec, text, interp::ExecModelNames());  // the lock policies and stm
+}
+std::string FrameworkClockRule(const SettingSpec& spec, const std::string& text, const std::string&) {
+  return OneOf(spec, text, interp::FrameworkClockNames());
 }
 std::string ExpectRule(const SettingSpec& spec, const std::string& text, const std::string&) {
   return text.empty() ? text : OneOf(spec, text, {"echo", "any"});
@@ -64,12 +72,13 @@ std::string CpuListRule(const SettingSpec&, const std::string& text, const std::
   return text;
 }
 std::string HandlerRule(const SettingSpec&, const std::string& text, const std::string& base_dir) {
-  if (text == "echo" || text == "primes") return text;
+  // The shipped handlers by name (interp/programs/); anything else is a file.
+  if (text == "echo" || text == "primes" || text == "primes_list") return text;
   namespace fs = std::filesystem;
   fs::path path(text);
   if (path.is_relative() && !base_dir.empty() && fs::exists(fs::path(base_dir) / path)) path = fs::path(base_dir) / path;
   if (!fs::is_regular_file(path))
-    throw UsageError(fmt::format("handler must be echo, primes or a readable program file (no file '{}')", text));
+    throw UsageError(fmt::format("handler must be echo, primes, primes_list or a readable program file (no file '{}')", text));
   return fs::absolute(path).lexically_normal().string();
 }
 
@@ -122,6 +131,10 @@ bool Passed(const SettingSpec& spec, const Settings& s, const std::string& trace
       auto command = s.find("server_command");
       return command == s.end() || command->second.empty();
     }
+    case PassWhen::kServerRunsFramework: {
+      const ServerKind* kind = FindServerKind(s.at("server"));
+      return kind != nullptr && kind->runs_framework;
+    }
     case PassWhen::kNever: return false;
   }
   return false;
@@ -137,7 +150,7 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"server", Type::kString, Target::kServe, "blocking", "server kind (gillab list)", 0, kInf, ServerRule,
        "--server", kGillabServer, true},
       {"engine", Type::kString, Target::kServe, "toy", "native | toy | cpython", 0, kInf, EngineRule, "--engine"},
-      {"policy", Type::kString, Target::kServe, "newgil", "lock policy (toy engine; cpython: newgil only)", 0, kInf,
+      {"policy", Type::kString, Target::kServe, "newgil", "execution model: a lock policy or stm (toy engine; cpython: newgil only)", 0, kInf,
        PolicyRule, "--policy", kEngineHasLock},
       {"switch_interval_us", Type::kInt, Target::kServe, "5000", "ticket/priority/newgil switch interval", 1, kInf,
        nullptr, "--switch-interval-us", kEngineHasLock},
@@ -145,7 +158,7 @@ const std::vector<SettingSpec>& SettingSpecs() {
        "--check-interval", kEngineChecksInterval},
       {"cpu_threads", Type::kInt, Target::kServe, "0", "CPU-bound threads beside the I/O thread", 0, 1024, nullptr,
        "--cpu-threads"},
-      {"handler", Type::kString, Target::kServe, "echo", "echo | primes | FILE.gasm / FILE.py", 0, kInf, HandlerRule,
+      {"handler", Type::kString, Target::kServe, "echo", "echo | primes | primes_list | FILE.gasm / FILE.py", 0, kInf, HandlerRule,
        "--handler"},
       {"work_units", Type::kInt, Target::kServe, "0", "loop iterations the echo handler does per request", 0, kInf,
        nullptr, "--work-units"},
@@ -160,6 +173,12 @@ const std::vector<SettingSpec>& SettingSpecs() {
       // Stream servers over HTTP/1.1 (design §11); frame is serve's default and is not passed.
       {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http (design §11)", 0, kInf,
        ProtocolRule, "--protocol", kHttp, true, HttpProtocol},
+      // The transactional server (design §12, interp/framework.h).
+      {"workers", Type::kInt, Target::kServe, "2", "transactional: worker threads running the handler calls", 1,
+       static_cast<double>(64), nullptr, "--workers", kServerRunsFramework},
+      {"framework_clock", Type::kString, Target::kServe, "none",
+       "transactional: the framework's request clock: now_ns (inevitable under stm) | transaction_time | none", 0,
+       kInf, FrameworkClockRule, "--framework-clock", kServerRunsFramework},
       {"http_parser", Type::kString, Target::kServe, "native",
        "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)", 0, kInf, HttpParserRule,
        "--http-parser", kHttp},

@@ -53,6 +53,7 @@ enum class PassWhen {
   kHttp,                   // the server speaks http: protocol = http, or an outside server_command
   kHttpPipelined,          // kHttp and pipeline > 1
   kGillabServer,           // not an outside server_command (e.g. `load --server`)
+  kServerRunsFramework,    // the server kind runs workers and a framework (ServerKind::runs_framework)
   kNever,                  // a runner setting: no flag
 };
 

@@ -385,10 +385,10 @@ std::vector<Param> ServersWith(std::vector<std::string> kinds, std::vector<std::
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest,
-                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})),
+                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded", "transactional"}, {GILLAB_TEST_ENGINES})),
                          ParamName);
 INSTANTIATE_TEST_SUITE_P(Servers, ConcurrentStreamServerTest,
-                         testing::ValuesIn(ServersWith({"nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})), ParamName);
+                         testing::ValuesIn(ServersWith({"nonblocking", "threaded", "transactional"}, {GILLAB_TEST_ENGINES})), ParamName);
 
 // ---------------------------------------------------------------------------
 // The lock discipline, with FakeEngine: the test thread holds the lock itself.
@@ -457,7 +457,7 @@ TEST_P(StreamServerLockTest, HandlerFailureClosesThatConnectionOnly) {
   EXPECT_EQ(good.RoundTrip("fine"), "fine");
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest, testing::Values("blocking", "nonblocking", "threaded"));
+INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest, testing::Values("blocking", "nonblocking", "threaded", "transactional"));
 
 // ---------------------------------------------------------------------------
 
@@ -547,3 +547,50 @@ TEST(StreamServer, ResolvesPortZeroOnBind) {
 
 }  // namespace
 }  // namespace gillab::servers
+
+// The transactional server (design §12) under every kind of model: the
+// framework prelude runs with the handler in one unit, replies match, and
+// under stm every request was a committed unit.
+class TransactionalServerTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(TransactionalServerTest, ServesConcurrentClientsThroughTheWorkerPool) {
+  EngineOptions options{.engine = "toy", .policy = GetParam(), .handler = "primes_list", .framework_clock = "transaction_time"};
+  auto engine = MakeEngine(options);
+  std::unique_ptr<Server> server =
+      MakeServer({.kind = "transactional", .endpoint = "tcp://127.0.0.1:0", .workers = 3}, *engine);
+  server->Bind();
+  std::thread run([&] { server->Run(); });
+  const TcpEndpoint endpoint = ParseTcpEndpoint(server->endpoint());
+  constexpr int kClients = 4, kRequests = 25;
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      UniqueFd fd(ConnectTcp(endpoint));
+      SetRecvTimeoutMs(fd.get(), kClientTimeoutMs);
+      FrameReader reader{uint64_t{1} << 20};
+      for (int i = 0; i < kRequests; ++i) {
+        if (!SendFrame(fd.get(), "30")) return;
+        std::string reply;
+        if (RecvFrame(fd.get(), reader, reply) != RecvFrameResult::kFrame) return;
+        if (reply == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]") ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  server->Stop();
+  run.join();
+  EXPECT_EQ(ok.load(), kClients * kRequests);
+  const nlohmann::json stats = engine->Stats();
+  if (GetParam() == "stm") {
+    ASSERT_TRUE(stats.contains("model_report")) << stats.dump();
+    EXPECT_EQ(stats["model_report"]["commits"].get<int64_t>(), kClients * kRequests);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TransactionalServerTest, testing::Values("newgil", "none", "stm"));
+
+TEST(TransactionalServer, RefusesZeroWorkers) {
+  auto engine = MakeEngine({.engine = "toy"});
+  EXPECT_THROW(MakeServer({.kind = "transactional", .endpoint = "tcp://127.0.0.1:0", .workers = 0}, *engine), UsageError);
+}

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "gil/error.h"
+#include "interp/framework.h"
 #include "interp/vm.h"
 
 namespace gillab::servers {
@@ -51,7 +52,7 @@ class ToyEngine::Io final : public IoThread {
     if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
     interp::Value reply;
     try {
-      reply = vms_[id]->Call("handle", {interp::Value::Bytes(std::string(request)),
+      reply = vms_[id]->Call(engine_.entry_, {interp::Value::Bytes(std::string(request)),
                                   interp::Value::Int(engine_.options_.work_units)});
     } catch (const interp::VmError& e) {
       throw std::runtime_error(e.what());
@@ -77,17 +78,26 @@ class ToyEngine::Io final : public IoThread {
 ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   model_ = interp::MakeExecModel(options_.policy, {.gil = options_.gil});  // UsageError for an unknown policy
   // The lock behind the model: what the trace, the stall monitor and Stats() read.
+  // nullptr under a model without a lock (stm): no trace, no lock figures,
+  // and the model's own stall lines instead of the stall monitor.
   gil_ = model_->lock();
-  if (gil_ == nullptr) throw UsageError(fmt::format("the toy engine needs a lock policy, not '{}'", options_.policy));
+  if (gil_ == nullptr && options_.trace) {
+    throw UsageError(fmt::format("--trace needs a lock policy; '{}' has no lock", options_.policy));
+  }
   if (options_.trace) {
     recorder_ = std::make_unique<gil::TraceRecorder>(options_.trace_options);
     gil_->EnableTrace(recorder_.get());
   }
-  if (options_.stall_threshold_ms > 0) {
+  if (options_.stall_threshold_ms > 0 && gil_ != nullptr) {
     stall_monitor_ = std::make_unique<gil::StallMonitor>(*gil_, gil::StallOptions{.threshold_ms = options_.stall_threshold_ms});
   }
-  handlers_.push_back(interp::LoadProgram(options_.handler));  // UsageError naming FILE:LINE:COL
-  for (const auto& extra : options_.extra_handlers) handlers_.push_back(interp::LoadProgram(extra));
+  // With a framework every handler runs behind its prelude, in the same unit.
+  auto load = [this](const std::string& name) {
+    return options_.framework_clock.empty() ? interp::LoadProgram(name) : interp::LoadProgramWithFramework(name);
+  };
+  if (!options_.framework_clock.empty()) entry_ = interp::FrameworkEntry(options_.framework_clock);
+  handlers_.push_back(load(options_.handler));  // UsageError naming FILE:LINE:COL
+  for (const auto& extra : options_.extra_handlers) handlers_.push_back(load(extra));
   cpu_spin_ = interp::LoadProgram("cpu_spin");
   // Concurrent when VM threads may run at the same time (policy `none`).
   heap_ = std::make_shared<interp::Heap>(interp::HeapOptions{.concurrent = !model_->traits().exclusive});
@@ -153,9 +163,14 @@ nlohmann::json ToyEngine::Stats() const {
     std::lock_guard lock(mu_);
     for (const auto& entry : entries_) {
       ThreadRecord r = entry->record;
-      const gil::ThreadState& state = *entry->thread->lock_state();  // every toy model has a lock (constructor)
-      r.lock_priority = state.lock_priority();
-      r.lock = FiguresOf(state);
+      const gil::ThreadState* state = entry->thread->lock_state();  // nullptr: a model without a lock (stm)
+      if (state != nullptr) {
+        r.lock_priority = state->lock_priority();
+        r.lock = FiguresOf(*state);
+      } else {
+        r.lock = NoLockFigures();
+      }
+      r.model = model_->Figures(*entry->thread);
       if (r.role == gil::Role::kIo) r.blocking_sections = entry->blocking_sections.load(std::memory_order_relaxed);
       if (r.role == gil::Role::kCpu) {
         r.iterations = entry->iterations;
@@ -164,9 +179,13 @@ nlohmann::json ToyEngine::Stats() const {
       threads.push_back(std::move(r));
     }
   }
-  return StatsJson({.engine = "toy", .policy = std::string(gil_->name()),
-                    .switch_interval_us = options_.gil.switch_interval_us, .cpu_threads = options_.cpu_threads},
-                   threads, LockJson(gil_->lock_stats()));
+  nlohmann::json j = StatsJson({.engine = "toy", .policy = std::string(model_->name()),
+                                .switch_interval_us = options_.gil.switch_interval_us, .cpu_threads = options_.cpu_threads,
+                                .model = model_->RunFigures()},
+                               threads, gil_ != nullptr ? LockJson(gil_->lock_stats()) : nlohmann::json());
+  const nlohmann::json report = model_->ReportJson();
+  if (!report.is_null()) j["model_report"] = report;
+  return j;
 }
 
 void ToyEngine::WriteTrace(const std::string& path, const nlohmann::json& run) const {

@@ -72,6 +72,7 @@ class ToyEngine final : public Engine {
   // handlers_[0] is options_.handler, handlers_[i] options_.extra_handlers[i-1].
   std::vector<std::shared_ptr<const interp::Program>> handlers_;
   std::shared_ptr<const interp::Program> cpu_spin_;
+  std::string entry_ = "handle";  // the function a request calls: `handle`, or the framework's entry
   std::shared_ptr<interp::Heap> heap_;  // one shared heap (design §8) for every Vm of the engine
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Entry>> entries_;  // every thread ever attached, in attach order
