@@ -54,6 +54,8 @@ struct ServeFlags {
   std::string protocol = "frame";      // stream servers: frame | http
   std::string http_parser = "native";  // http: native | vm
   std::vector<std::string> mounts;     // http: /PATH=FILE
+  int workers = 2;                     // parallel: pool size
+  int64_t context_max_bytes = 0;       // parallel: per-context arena limit (0: none)
 };
 
 // Counts the requests the server answered, whatever the server kind, by
@@ -66,6 +68,10 @@ class CountingEngine final : public Engine {
   std::string_view name() const override { return inner_.name(); }
   std::unique_ptr<IoThread> AttachIo(std::string thread_name) override {
     return std::make_unique<CountingIo>(inner_.AttachIo(std::move(thread_name)), requests_, uncounted_id_);
+  }
+  std::unique_ptr<ContextWorker> AttachContextWorker(std::string thread_name, int64_t context_max_bytes) override {
+    return std::make_unique<CountingWorker>(inner_.AttachContextWorker(std::move(thread_name), context_max_bytes),
+                                            requests_, uncounted_id_);
   }
   void StartCpuThreads() override { inner_.StartCpuThreads(); }
   void StopCpuThreads() override { inner_.StopCpuThreads(); }
@@ -94,6 +100,28 @@ class CountingEngine final : public Engine {
 
    private:
     std::unique_ptr<IoThread> inner_;
+    std::atomic<uint64_t>& requests_;
+    size_t uncounted_id_;
+  };
+
+  // The parallel server's workers, counted the same way.
+  class CountingWorker final : public ContextWorker {
+   public:
+    CountingWorker(std::unique_ptr<ContextWorker> inner, std::atomic<uint64_t>& requests, size_t uncounted_id)
+        : inner_(std::move(inner)), requests_(requests), uncounted_id_(uncounted_id) {}
+    std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+    std::string HandleWith(size_t id, std::string_view request) override {
+      std::string reply = inner_->HandleWith(id, request);
+      if (id == 0 || id != uncounted_id_) requests_.fetch_add(1, std::memory_order_relaxed);
+      return reply;
+    }
+    void BeginBlocking() override {}
+    void EndBlocking() override {}
+    uint64_t blocking_sections() const override { return 0; }
+    int64_t StopIfRunningLongerThan(int64_t threshold_ms) override { return inner_->StopIfRunningLongerThan(threshold_ms); }
+
+   private:
+    std::unique_ptr<ContextWorker> inner_;
     std::atomic<uint64_t>& requests_;
     size_t uncounted_id_;
   };
@@ -159,7 +187,7 @@ void ConfigureHttp(ServeFlags& flags, ServerOptions& server) {
     return;
   }
   if (RequireServerKind(flags.server).transport != Transport::kStream) {
-    throw UsageError(fmt::format("--protocol http needs a stream server (blocking, nonblocking, threaded); the {} server "
+    throw UsageError(fmt::format("--protocol http needs a stream server (blocking, nonblocking, threaded, parallel); the {} server "
                                  "speaks only its message transport",
                                  flags.server));
   }
@@ -202,7 +230,9 @@ void Serve(ServeFlags flags) {
   ServerOptions server_options{.kind = flags.server, .endpoint = flags.endpoint,
                                .max_message_bytes = flags.max_message_bytes, .protocol = flags.protocol,
                                .http_parser = flags.http_parser, .http_routes = nullptr,
-                               .http_parser_handler_id = 0};
+                               .http_parser_handler_id = 0, .workers = flags.workers,
+                               .context_max_bytes = flags.context_max_bytes,
+                               .context_stall_ms = flags.engine.stall_threshold_ms};
   ConfigureHttp(flags, server_options);
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
@@ -232,6 +262,10 @@ void Serve(ServeFlags flags) {
   stats["max_open_files"] = max_open_files;
   stats["protocol"] = flags.protocol;
   if (flags.protocol == "http") stats["http_parser"] = flags.http_parser;
+  if (RequireServerKind(flags.server).worker_pool) {
+    stats["workers"] = flags.workers;
+    stats["context_max_bytes"] = flags.context_max_bytes;
+  }
   if (!flags.trace_path.empty()) {
     counting.WriteTrace(flags.trace_path, stats);
     stats["trace"] = flags.trace_path;
@@ -291,6 +325,13 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--mount", flags->mounts,
                   "http: serve a handler program at a path, /PATH=FILE (repeatable); it gets the body (POST) or the "
                   "path's tail after /PATH/ (GET)");
+  cmd->add_option("--workers", flags->workers, "parallel: threads running handlers in parallel contexts")
+      ->check(SettingValidator("workers"))
+      ->capture_default_str();
+  cmd->add_option("--context-max-bytes", flags->context_max_bytes,
+                  "parallel: bytes one handler's context may allocate; past it that request fails (0: no limit)")
+      ->check(SettingValidator("context_max_bytes"))
+      ->capture_default_str();
   cmd->add_option("--trace", flags->trace_path,
                   "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE at exit (toy engine)");
   cmd->add_option("--trace-max-events", flags->engine.trace_options.max_events_per_thread,

@@ -24,6 +24,9 @@ const std::vector<ServerKind>& ServerKindTable() {
        .summary = "one I/O thread, epoll, non-blocking sockets, many connections"},
       {.name = "threaded", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
        .summary = "one thread per connection, all sharing the engine's lock"},
+      {.name = "parallel", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
+       .summary = "PyParallel: one I/O thread holding the lock, handlers in parallel contexts on --workers threads",
+       .worker_pool = true},
   };
   return kinds;
 }

@@ -40,6 +40,9 @@ struct ServerKind {
   std::string_view summary{};
   // Serves one connection at a time: an experiment must use connections = 1.
   bool one_connection_at_a_time = false;
+  // Runs handlers on a pool of --workers N threads (settings `workers`,
+  // `context_max_bytes` are passed to it).
+  bool worker_pool = false;
 };
 
 // Every kind, in the order `gillab list` prints them.

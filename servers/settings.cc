@@ -122,6 +122,10 @@ bool Passed(const SettingSpec& spec, const Settings& s, const std::string& trace
       auto command = s.find("server_command");
       return command == s.end() || command->second.empty();
     }
+    case PassWhen::kServerHasWorkers: {
+      const ServerKind* kind = FindServerKind(s.at("server"));
+      return kind != nullptr && kind->worker_pool;
+    }
     case PassWhen::kNever: return false;
   }
   return false;
@@ -163,6 +167,12 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"http_parser", Type::kString, Target::kServe, "native",
        "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)", 0, kInf, HttpParserRule,
        "--http-parser", kHttp},
+      // Servers with a worker pool (design §12: parallel).
+      {"workers", Type::kInt, Target::kServe, "2", "worker pool size (parallel server)", 1, 256, nullptr, "--workers",
+       kServerHasWorkers},
+      {"context_max_bytes", Type::kInt, Target::kServe, "0",
+       "parallel: bytes one handler's context may allocate (0: no limit)", 0, kInf, nullptr, "--context-max-bytes",
+       kServerHasWorkers},
       {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0, kInf, nullptr, "--message-bytes",
        kNoPayload},
       {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1, kInf, nullptr, "--requests"},

@@ -53,6 +53,7 @@ enum class PassWhen {
   kHttp,                   // the server speaks http: protocol = http, or an outside server_command
   kHttpPipelined,          // kHttp and pipeline > 1
   kGillabServer,           // not an outside server_command (e.g. `load --server`)
+  kServerHasWorkers,       // the server kind runs a worker pool (ServerKind::worker_pool)
   kNever,                  // a runner setting: no flag
 };
 
