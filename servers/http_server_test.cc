@@ -160,6 +160,8 @@ std::vector<Param> AllParams() {
     out.push_back({kind, "toy", "native"});
     out.push_back({kind, "toy", "vm"});
   }
+  out.push_back({"parallel", "toy", "native"});  // design §12: handlers in parallel contexts (toy engine only)
+  out.push_back({"parallel", "toy", "vm"});
   return out;
 }
 

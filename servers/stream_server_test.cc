@@ -389,6 +389,12 @@ INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest,
                          ParamName);
 INSTANTIATE_TEST_SUITE_P(Servers, ConcurrentStreamServerTest,
                          testing::ValuesIn(ServersWith({"nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})), ParamName);
+// The parallel server (design §12) runs handlers in the toy VM's parallel
+// contexts: the toy engine only (the lock-discipline tests below hold a
+// FakeEngine's lock around handlers, which parallel contexts never take).
+INSTANTIATE_TEST_SUITE_P(Parallel, StreamServerTest, testing::ValuesIn(ServersWith({"parallel"}, {"toy"})), ParamName);
+INSTANTIATE_TEST_SUITE_P(Parallel, ConcurrentStreamServerTest, testing::ValuesIn(ServersWith({"parallel"}, {"toy"})),
+                         ParamName);
 
 // ---------------------------------------------------------------------------
 // The lock discipline, with FakeEngine: the test thread holds the lock itself.
