@@ -159,6 +159,14 @@ class ParallelServer final : public StreamServer {
   ParallelServer(const ServerOptions& options, Engine& engine)
       : StreamServer(options, engine), options_(options) {}
 
+  // The workers start here, so that an engine without parallel contexts (or
+  // policy `none` with CPU threads) is refused before `listening` is printed.
+  void Bind() override {
+    StreamServer::Bind();
+    if (!pool_) pool_ = std::make_unique<WorkerPool>(engine(), options_.workers, options_.context_max_bytes,
+                                                     options_.context_stall_ms);
+  }
+
   void Run() override {
     RequireBound();
     epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
@@ -166,7 +174,7 @@ class ParallelServer final : public StreamServer {
     Watch(EPOLL_CTL_ADD, listen_fd(), EPOLLIN);
     Watch(EPOLL_CTL_ADD, stop_fd(), EPOLLIN);
     chunk_.resize(kRecvChunkBytes);
-    WorkerPool pool(engine(), options_.workers, options_.context_max_bytes, options_.context_stall_ms);
+    WorkerPool& pool = *pool_;
     auto io = engine().AttachIo("io");  // holds the lock from here on, except in blocking sections
     std::vector<epoll_event> events(kMaxEvents);
     std::vector<Client*> batch;
@@ -316,6 +324,7 @@ class ParallelServer final : public StreamServer {
   }
 
   ServerOptions options_;
+  std::unique_ptr<WorkerPool> pool_;  // Bind() starts it; the server's end joins it
   UniqueFd epoll_;
   std::vector<char> chunk_;
   bool received_ = false;
