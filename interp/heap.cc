@@ -302,8 +302,13 @@ Slot Heap::Keys(Table& t) {
   Slot out = NewTable();
   Table& u = *out.str->table;  // not shared yet: no lock needed
   for (int64_t k : ints) u.array.push_back(HeapValue{.i = k, .table = nullptr, .bytes = nullptr});
-  for (std::string& s : strings) {
-    u.array.push_back(HeapValue{.i = 0, .table = nullptr, .bytes = MakeBytes(std::move(s))});
+  try {
+    for (std::string& s : strings) {
+      u.array.push_back(HeapValue{.i = 0, .table = nullptr, .bytes = MakeBytes(std::move(s))});
+    }
+  } catch (...) {  // a parallel context past its limit (context_arena.h): the new table goes
+    DecRef(out.str);
+    throw;
   }
   return out;
 }
