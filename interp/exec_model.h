@@ -140,6 +140,14 @@ struct UnitAborted : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by a hook (OnHeapAccess) or by a parallel context's arena to refuse
+// one operation (a write to a main-heap object, an allocation past the
+// context's limit, design §12): the VM turns it into a VmError naming the
+// program, line, instruction and object, and the unit fails (never re-run).
+struct AccessRefused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class ExecModel {
  public:
   virtual ~ExecModel() = default;

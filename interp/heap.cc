@@ -1,10 +1,13 @@
 #include "interp/heap.h"
 
 #include <algorithm>
+#include <new>
 #include <thread>
 #include <utility>
 
 #include <fmt/core.h>
+
+#include "interp/context_arena.h"
 
 namespace gillab::interp {
 namespace {
@@ -39,11 +42,11 @@ void FreeTables(std::vector<Table*> dead) {
   while (!dead.empty()) {
     Table* t = dead.back();
     dead.pop_back();
-    t->heap->Unlink(t);
+    if (t->arena == nullptr) t->heap->Unlink(t);
     for (size_t k = 0; k < t->array.size(); ++k) DropValue(t->array[k], dead);
     for (auto& [k, v] : t->ints) DropValue(v, dead);
     for (auto& [k, v] : t->strings) DropValue(v, dead);
-    delete t;
+    if (t->arena == nullptr) delete t;  // an arena's table, emptied, is destroyed by its Reset
   }
 }
 
@@ -162,7 +165,32 @@ void Heap::Store(Cell& cell, Slot value) {
   if (!dead.empty()) FreeTables(std::move(dead));
 }
 
+void ReleaseArenaTables(ContextArena& arena) {
+  std::vector<Table*> dead;  // main-heap tables whose last reference a context held
+  auto drop = [&](HeapValue& v) {
+    if (v.table != nullptr && v.table->arena == &arena) {
+      v.table = nullptr;  // destroyed below with every table of the arena: not counted
+    }
+    DropValue(v, dead);
+  };
+  for (Table* t : arena.tables()) {
+    for (size_t k = 0; k < t->array.size(); ++k) drop(t->array[k]);
+    for (auto& [k, v] : t->ints) drop(v);
+    for (auto& [k, v] : t->strings) drop(v);
+  }
+  for (Table* t : arena.tables()) t->~Table();
+  arena.tables().clear();
+  FreeTables(std::move(dead));
+}
+
 Slot Heap::NewTable() {
+  if (ContextArena* arena = ContextArena::Current()) {
+    auto* t = new (arena->Allocate(sizeof(Table), alignof(Table))) Table;
+    t->heap = this;
+    t->arena = arena;
+    arena->AddTable(t);
+    return Slot::NewTableRef(t);
+  }
   auto* t = new Table;
   t->heap = this;
   {
@@ -274,8 +302,13 @@ Slot Heap::Keys(Table& t) {
   Slot out = NewTable();
   Table& u = *out.str->table;  // not shared yet: no lock needed
   for (int64_t k : ints) u.array.push_back(HeapValue{.i = k, .table = nullptr, .bytes = nullptr});
-  for (std::string& s : strings) {
-    u.array.push_back(HeapValue{.i = 0, .table = nullptr, .bytes = std::make_shared<const std::string>(std::move(s))});
+  try {
+    for (std::string& s : strings) {
+      u.array.push_back(HeapValue{.i = 0, .table = nullptr, .bytes = MakeBytes(std::move(s))});
+    }
+  } catch (...) {  // a parallel context past its limit (context_arena.h): the new table goes
+    DecRef(out.str);
+    throw;
   }
   return out;
 }

@@ -65,6 +65,7 @@ class SpinLock {
 
 struct Table;
 class Heap;
+class ContextArena;  // context_arena.h
 
 // A value as the heap stores it: exactly one of int, bytes, table. A plain
 // struct: moving one does not clear `table`, so code that moves a value out
@@ -130,6 +131,9 @@ struct Table {
   Table* prev = nullptr;  // the heap's list of live tables
   Table* next = nullptr;
   StmWord stm;  // the stm model only
+  // Non-null: made by a parallel context (context_arena.h), placed in that
+  // arena and not on the heap's list; destroyed when the arena is Reset.
+  ContextArena* arena = nullptr;
 };
 
 // A table's entries copied out, as an STM's undo log keeps them: the copy
@@ -182,6 +186,8 @@ class Heap {
   void Store(Cell& cell, Slot value);
 
   // Tables. `key` must be an int or bytes slot (the VM checks it first).
+  // NewTable on a thread running a parallel context (ContextArena::Current())
+  // places the table in that arena (may throw AccessRefused past its limit).
   Slot NewTable();                                         // a box holding a new, empty table
   bool Get(Table& t, const Slot& key, Slot* out);          // false: no such key
   void Set(Table& t, const Slot& key, Slot value);         // consumes value

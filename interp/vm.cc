@@ -32,6 +32,7 @@
 
 #include "interp/assembler.h"
 #include "interp/config.h"
+#include "interp/context_arena.h"
 #include "interp/heap.h"
 #include "interp/natives.h"
 #include "interp/program.h"
@@ -104,6 +105,8 @@ struct Vm::Impl {
   // For the shared heap's opcodes: report an access when the model asked for
   // them (report_heap_accesses, read once per Call); sp recorded first, since
   // the model may abort the unit there.
+  // A model that refuses the access (AccessRefused: a parallel context
+  // writing a main-heap object, design §12) fails the instruction here.
   [[gnu::noinline]] void HeapAccessSlow(Vm& vm, Slot* sp, const Frame* fp, const Instr* pc, HeapAccess access);
   // Where pc (just past the instruction) is, for a model's reports.
   SourceSite SiteOf(const Frame* fp, const Instr* pc) const;
@@ -113,6 +116,7 @@ struct Vm::Impl {
   [[gnu::noinline]] Slot* StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
   // TNEW TGET TSET TDEL THAS TKEYS on the stack ending at sp; returns the new sp.
   [[gnu::noinline]] Slot* TableOp(Op op, Slot* sp, const Frame* fp, const Instr* pc);
+  Slot* TableOpUnchecked(Op op, Slot* sp, const Frame* fp, const Instr* pc);
   // GLOAD / GSTORE when the value is not an int or the heap is concurrent.
   [[gnu::noinline]] void LoadGlobal(Cell& cell, Slot* sp);
   [[gnu::noinline]] void StoreGlobal(Cell& cell, Slot* sp);
@@ -199,6 +203,15 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
 
 Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   sp_at_error = sp;  // every failure below, and any allocation failure, leaves the stack as it is
+  // The allocation hook: a new string goes to the parallel context's arena
+  // when this thread runs one (context_arena.h), past its limit a VmError.
+  auto NewBytes = [&](std::string bytes) {
+    try {
+      return Slot::NewStr(MakeBytes(std::move(bytes)));
+    } catch (const AccessRefused& e) {
+      Fail(sp, fp, pc, e.what());
+    }
+  };
   switch (op) {
     case Op::LEN: {
       Slot* s = sp - 1;
@@ -217,7 +230,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
       if (x->bytes().size() + y->bytes().size() > kMaxStringBytes) {
         Fail(sp, fp, pc, fmt::format("result longer than {} bytes", kMaxStringBytes));
       }
-      const Slot r = Slot::NewStr(x->bytes() + y->bytes());
+      const Slot r = NewBytes(x->bytes() + y->bytes());
       DecRef(x->str);
       DecRef(y->str);
       *x = r;
@@ -248,7 +261,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
       if (i->i < 0 || i->i > j->i || j->i > n) {
         Fail(sp, fp, pc, fmt::format("slice [{}, {}) out of range for {} bytes", i->i, j->i, n));
       }
-      const Slot r = Slot::NewStr(s->bytes().substr(static_cast<size_t>(i->i), static_cast<size_t>(j->i - i->i)));
+      const Slot r = NewBytes(s->bytes().substr(static_cast<size_t>(i->i), static_cast<size_t>(j->i - i->i)));
       DecRef(s->str);
       *s = r;
       return sp - 2;
@@ -258,7 +271,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
       if (!s->is_int()) Fail(sp, fp, pc, fmt::format("expects an int, got {}", TypeName(*s)));
       char digits[24];
       const auto res = std::to_chars(digits, digits + sizeof(digits), s->i);
-      *s = Slot::NewStr(std::string(digits, res.ptr));
+      *s = NewBytes(std::string(digits, res.ptr));
       return sp;
     }
     case Op::ATOI: {
@@ -293,7 +306,15 @@ void Vm::Impl::TickSlow(Vm& vm, Slot* sp) {
 void Vm::Impl::HeapAccessSlow(Vm& vm, Slot* sp, const Frame* fp, const Instr* pc, HeapAccess access) {
   sp_at_error = sp;
   access.site = SiteOf(fp, pc);
-  vm.model_.OnHeapAccess(vm.me_, access);
+  try {
+    vm.model_.OnHeapAccess(vm.me_, access);
+  } catch (const AccessRefused& e) {
+    const Instr& in = pc[-1];
+    const bool global = in.op == Op::GLOAD || in.op == Op::GSTORE;
+    Fail(sp, fp, pc, fmt::format("{}: {}", e.what(),
+                                 global ? fmt::format("global '{}'", program->globals[static_cast<size_t>(in.a)])
+                                        : std::string("a main-heap table")));
+  }
 }
 
 SourceSite Vm::Impl::SiteOf(const Frame* fp, const Instr* pc) const {
@@ -314,6 +335,14 @@ void Vm::Impl::StoreGlobal(Cell& cell, Slot* sp) {
 }
 
 Slot* Vm::Impl::TableOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
+  try {
+    return TableOpUnchecked(op, sp, fp, pc);
+  } catch (const AccessRefused& e) {  // a parallel context's table past its arena's limit
+    Fail(sp_at_error, fp, pc, e.what());
+  }
+}
+
+Slot* Vm::Impl::TableOpUnchecked(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   sp_at_error = sp;  // every failure below leaves the stack as it is
   auto table_at = [&](const Slot* s) -> Table& {
     if (!s->is_table()) Fail(sp, fp, pc, fmt::format("expects a table, got {}", TypeName(*s)));

@@ -49,6 +49,12 @@ bool HasEngineFactory(std::string_view engine) {
   return false;
 }
 
+std::unique_ptr<ContextWorker> Engine::AttachContextWorker(std::string, int64_t) {
+  throw UsageError(fmt::format("the parallel server runs handlers in the toy VM's parallel contexts; the {} engine has "
+                               "none (use --engine toy)",
+                               name()));
+}
+
 void Engine::WriteTrace(const std::string&, const nlohmann::json&) const {
   throw UsageError(fmt::format("the {} engine was not traced (no lock timeline to write)", name()));
 }

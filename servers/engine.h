@@ -91,12 +91,32 @@ class BlockingSection {
   IoThread& io_;
 };
 
+// A worker of the parallel server (design §12): runs handlers in parallel
+// contexts outside the engine's lock, on the thread that attached it
+// (Engine::AttachContextWorker). Handle/HandleWith as IoThread's, except that
+// no lock is held or taken; each call's context (its arena) is freed whole
+// before the call returns, once the reply is copied out. Blocking sections
+// are no-ops: a context holds nothing to release.
+class ContextWorker : public IoThread {
+ public:
+  // Thread-safe (the server's stall report): a handler call running on this
+  // worker for longer than threshold_ms fails at its next check point, with
+  // an error naming the stall. Returns how long it had run (ms), 0: nothing stopped.
+  virtual int64_t StopIfRunningLongerThan(int64_t threshold_ms) = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
   virtual std::string_view name() const = 0;
   // Call from the thread that will do I/O; returns holding the lock.
   virtual std::unique_ptr<IoThread> AttachIo(std::string thread_name) = 0;
+  // The parallel server's workers: call from the worker thread. The caller
+  // (the server) must guarantee that no thread changes the engine's heap
+  // while any worker runs a handler. context_max_bytes: each context's
+  // limit (0: none). The default refuses (UsageError): only the toy engine
+  // has parallel contexts.
+  virtual std::unique_ptr<ContextWorker> AttachContextWorker(std::string thread_name, int64_t context_max_bytes);
   virtual void StartCpuThreads() = 0;
   virtual void StopCpuThreads() = 0;   // joins them; idempotent
   // Per-thread lock stats, OS priorities requested/applied, CPU iterations/s:

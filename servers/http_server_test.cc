@@ -160,6 +160,8 @@ std::vector<Param> AllParams() {
     out.push_back({kind, "toy", "native"});
     out.push_back({kind, "toy", "vm"});
   }
+  out.push_back({"parallel", "toy", "native"});  // design §12: handlers in parallel contexts (toy engine only)
+  out.push_back({"parallel", "toy", "vm"});
   return out;
 }
 
@@ -371,6 +373,91 @@ TEST_P(HttpServerTest, SlowlorisDoesNotHoldUpOtherClients) {
 // The lock discipline of design §1 holds for http as for frames: FakeEngine's
 // lock is a mutex the test can take itself (native parser: the fake engine
 // cannot run the vm parser program).
+
+// The parallel server (design §12): handlers that write the main heap, loop,
+// or allocate past --context-max-bytes end only their own request (HTTP 500,
+// one stderr line), the connection goes on; the exit stats count them.
+class ParallelHttpTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const std::vector<std::pair<std::string, std::string>> programs = {
+        {"write", "global hits\nfunc handle request work_units\n  push 1\n  gstore hits\n  push \"no\"\n  ret\nend\n"},
+        {"spin", "func handle request work_units\nloop:\n  jmp loop\nend\n"},
+        {"grow", "func handle request work_units\n  var s\n  push \"x\"\n  store s\nloop:\n  load s\n  load s\n"
+                 "  concat\n  store s\n  jmp loop\nend\n"},
+    };
+    std::vector<std::string> mounts;
+    for (const auto& [name, text] : programs) {
+      const std::string path = fmt::format("/tmp/gillab_parallel_{}_{}.gasm", ::getpid(), name);
+      FILE* f = std::fopen(path.c_str(), "w");
+      ASSERT_NE(f, nullptr);
+      std::fputs(text.c_str(), f);
+      std::fclose(f);
+      files_.push_back(path);
+      mounts.push_back("/" + name + "=" + path);
+    }
+    auto routes = std::make_shared<HttpRoutes>(mounts);
+    ServerOptions options{.kind = "parallel", .endpoint = "tcp://127.0.0.1:0", .max_message_bytes = kMaxMessageBytes,
+                          .protocol = "http", .http_parser = "native", .http_routes = routes,
+                          .http_parser_handler_id = 0, .workers = 2, .context_max_bytes = 64 * 1024,
+                          .context_stall_ms = 100};
+    EngineOptions engine_options;
+    engine_options.engine = "toy";
+    engine_options.extra_handlers = routes->handler_names();
+    engine_ = MakeEngine(engine_options);
+    server_ = MakeServer(options, *engine_);
+    server_->Bind();
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void TearDown() override {
+    if (thread_.joinable()) {
+      server_->Stop();
+      thread_.join();
+    }
+    for (const auto& f : files_) ::unlink(f.c_str());
+  }
+
+  std::vector<std::string> files_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(ParallelHttpTest, FailingLoopingAndOverAllocatingHandlersEndOnlyTheirRequest) {
+  StderrToFile err;
+  HttpClient client(server_->endpoint());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/write/x", "may not change a main-heap object: global 'hits'"},
+      {"/spin/x", "stopped by the stall report"},
+      {"/grow/x", "more than --context-max-bytes (65536 bytes)"},
+  };
+  int lines = 0;
+  for (const auto& [target, what] : cases) {
+    SCOPED_TRACE(target);
+    EXPECT_EQ(client.RoundTrip(Get(target)).status, 500);
+    ++lines;
+    EXPECT_TRUE(WaitFor([&] { return err.LinesNaming(client.name()) >= lines; }));
+    EXPECT_NE(err.text().find(what), std::string::npos) << err.text();
+    EXPECT_EQ(client.RoundTrip(Get("/primes/10")).body, "4");  // the connection goes on
+  }
+  EXPECT_EQ(err.LinesNaming(client.name()), 3) << err.text();
+  EXPECT_NE(err.text().find("gillab serve: stall: a handler ran"), std::string::npos) << err.text();
+  client.Close();
+  server_->Stop();
+  thread_.join();
+  const nlohmann::json stats = engine_->Stats();
+  ASSERT_TRUE(stats.contains("parallel_contexts")) << stats.dump();
+  uint64_t failed = 0, stopped = 0, contexts = 0;
+  for (const auto& w : stats["parallel_contexts"]) {
+    failed += w["failed"].get<uint64_t>();
+    stopped += w["stopped"].get<uint64_t>();
+    contexts += w["contexts"].get<uint64_t>();
+    EXPECT_LE(w["arena_high_water_bytes"].get<int64_t>(), 2 * 64 * 1024);
+  }
+  EXPECT_EQ(failed, 3u);
+  EXPECT_EQ(stopped, 1u);
+  EXPECT_EQ(contexts, 6u);
+}
 
 class HttpLockTest : public testing::TestWithParam<std::string> {
  protected:

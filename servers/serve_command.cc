@@ -27,6 +27,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "gil/error.h"
 #include "gil/gil.h"
@@ -53,9 +54,10 @@ struct ServeFlags {
   std::string trace_path;  // --trace: lock timeline (toy engine)
   std::string protocol = "frame";      // stream servers: frame | http
   std::string http_parser = "native";  // http: native | vm
-  int workers = 2;                       // transactional: worker threads
+  int workers = 2;                       // transactional, parallel: worker threads
   std::string framework_clock = "none";  // transactional: now_ns | transaction_time | none
   std::vector<std::string> mounts;     // http: /PATH=FILE
+  int64_t context_max_bytes = 0;       // parallel: per-context arena limit (0: none)
 };
 
 // Counts the requests the server answered, whatever the server kind, by
@@ -68,6 +70,10 @@ class CountingEngine final : public Engine {
   std::string_view name() const override { return inner_.name(); }
   std::unique_ptr<IoThread> AttachIo(std::string thread_name) override {
     return std::make_unique<CountingIo>(inner_.AttachIo(std::move(thread_name)), requests_, uncounted_id_);
+  }
+  std::unique_ptr<ContextWorker> AttachContextWorker(std::string thread_name, int64_t context_max_bytes) override {
+    return std::make_unique<CountingWorker>(inner_.AttachContextWorker(std::move(thread_name), context_max_bytes),
+                                            requests_, uncounted_id_);
   }
   void StartCpuThreads() override { inner_.StartCpuThreads(); }
   void StopCpuThreads() override { inner_.StopCpuThreads(); }
@@ -96,6 +102,28 @@ class CountingEngine final : public Engine {
 
    private:
     std::unique_ptr<IoThread> inner_;
+    std::atomic<uint64_t>& requests_;
+    size_t uncounted_id_;
+  };
+
+  // The parallel server's workers, counted the same way.
+  class CountingWorker final : public ContextWorker {
+   public:
+    CountingWorker(std::unique_ptr<ContextWorker> inner, std::atomic<uint64_t>& requests, size_t uncounted_id)
+        : inner_(std::move(inner)), requests_(requests), uncounted_id_(uncounted_id) {}
+    std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+    std::string HandleWith(size_t id, std::string_view request) override {
+      std::string reply = inner_->HandleWith(id, request);
+      if (id == 0 || id != uncounted_id_) requests_.fetch_add(1, std::memory_order_relaxed);
+      return reply;
+    }
+    void BeginBlocking() override {}
+    void EndBlocking() override {}
+    uint64_t blocking_sections() const override { return 0; }
+    int64_t StopIfRunningLongerThan(int64_t threshold_ms) override { return inner_->StopIfRunningLongerThan(threshold_ms); }
+
+   private:
+    std::unique_ptr<ContextWorker> inner_;
     std::atomic<uint64_t>& requests_;
     size_t uncounted_id_;
   };
@@ -161,9 +189,13 @@ void ConfigureHttp(ServeFlags& flags, ServerOptions& server) {
     return;
   }
   if (RequireServerKind(flags.server).transport != Transport::kStream) {
-    throw UsageError(fmt::format("--protocol http needs a stream server (blocking, nonblocking, threaded, transactional); the {} server "
+    std::vector<std::string> stream_kinds;
+    for (const ServerKind& kind : ServerKindTable()) {
+      if (kind.transport == Transport::kStream) stream_kinds.emplace_back(kind.name);
+    }
+    throw UsageError(fmt::format("--protocol http needs a stream server ({}); the {} server "
                                  "speaks only its message transport",
-                                 flags.server));
+                                 fmt::join(stream_kinds, ", "), flags.server));
   }
   for (const std::string& mount : flags.mounts) {
     const size_t eq = mount.find('=');
@@ -204,7 +236,9 @@ void Serve(ServeFlags flags) {
   ServerOptions server_options{.kind = flags.server, .endpoint = flags.endpoint,
                                .max_message_bytes = flags.max_message_bytes, .protocol = flags.protocol,
                                .http_parser = flags.http_parser, .http_routes = nullptr,
-                               .http_parser_handler_id = 0, .workers = flags.workers};
+                               .http_parser_handler_id = 0, .workers = flags.workers,
+                               .context_max_bytes = flags.context_max_bytes,
+                               .context_stall_ms = flags.engine.stall_threshold_ms};
   ConfigureHttp(flags, server_options);
   // A kind that runs a framework gets it around every handler call (design §12).
   if (RequireServerKind(flags.server).runs_framework) flags.engine.framework_clock = flags.framework_clock;
@@ -236,9 +270,11 @@ void Serve(ServeFlags flags) {
   stats["max_open_files"] = max_open_files;
   stats["protocol"] = flags.protocol;
   if (flags.protocol == "http") stats["http_parser"] = flags.http_parser;
-  if (RequireServerKind(flags.server).runs_framework) {
-    stats["workers"] = flags.workers;
-    stats["framework_clock"] = flags.framework_clock;
+  const ServerKind& kind = RequireServerKind(flags.server);
+  if (kind.worker_pool) stats["workers"] = flags.workers;
+  if (kind.runs_framework) stats["framework_clock"] = flags.framework_clock;
+  if (kind.parallel_contexts) {
+    stats["context_max_bytes"] = flags.context_max_bytes;
   }
   if (!flags.trace_path.empty()) {
     counting.WriteTrace(flags.trace_path, stats);
@@ -287,7 +323,7 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--max-message-bytes", flags->max_message_bytes, "Largest request accepted")
       ->check(SettingValidator("max_message_bytes"))
       ->capture_default_str();
-  cmd->add_option("--workers", flags->workers, "transactional: worker threads running the handler calls")
+  cmd->add_option("--workers", flags->workers, "transactional, parallel: worker threads running the handler calls")
       ->check(SettingValidator("workers"))
       ->capture_default_str();
   cmd->add_option("--framework-clock", flags->framework_clock,
@@ -306,6 +342,10 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--mount", flags->mounts,
                   "http: serve a handler program at a path, /PATH=FILE (repeatable); it gets the body (POST) or the "
                   "path's tail after /PATH/ (GET)");
+  cmd->add_option("--context-max-bytes", flags->context_max_bytes,
+                  "parallel: bytes one handler's context may allocate; past it that request fails (0: no limit)")
+      ->check(SettingValidator("context_max_bytes"))
+      ->capture_default_str();
   cmd->add_option("--trace", flags->trace_path,
                   "Write a lock timeline (Chrome trace-event JSON, opens in Perfetto) to FILE at exit (toy engine)");
   cmd->add_option("--trace-max-events", flags->engine.trace_options.max_events_per_thread,

@@ -23,6 +23,7 @@ constexpr ServerFactory kFactories[] = {
     {"zmq", MakeZmqServer},           {"multiprocessing", MakeMqServer}, {"blocking", MakeBlockingServer},
     {"nonblocking", MakeNonblockingServer}, {"threaded", MakeThreadedServer},
     {"transactional", MakeTransactionalServer},
+    {"parallel", MakeParallelServer},
 };
 
 }  // namespace

@@ -39,8 +39,12 @@ struct ServerOptions {
   // `http_request` parser program among the engine's handlers.
   std::shared_ptr<const HttpRoutes> http_routes = nullptr;
   size_t http_parser_handler_id = 0;
-  // transactional only: the worker threads that run the handler calls.
+  // transactional and parallel (design §12): the worker threads that run the
+  // handler calls; parallel only: each context's arena limit (0: none), and
+  // how long one handler call may run before the stall report stops it (0: never).
   int workers = 2;
+  int64_t context_max_bytes = 0;
+  int64_t context_stall_ms = 1000;
 };
 
 class Server {

@@ -27,7 +27,10 @@ const std::vector<ServerKind>& ServerKindTable() {
       {.name = "transactional", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
        .summary = "an event loop hands each batch of requests to --workers threads, one atomic unit per handler call "
                   "(PyPy-STM + Tornado)",
-       .runs_framework = true},
+       .worker_pool = true, .runs_framework = true},
+      {.name = "parallel", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
+       .summary = "PyParallel: one I/O thread holding the lock, handlers in parallel contexts on --workers threads",
+       .worker_pool = true, .parallel_contexts = true},
   };
   return kinds;
 }

@@ -40,9 +40,15 @@ struct ServerKind {
   std::string_view summary{};
   // Serves one connection at a time: an experiment must use connections = 1.
   bool one_connection_at_a_time = false;
-  // Runs a pool of `workers` threads and the framework prelude around each
-  // handler call (`framework_clock`, interp/framework.h): the transactional kind.
+  // Runs handlers on a pool of --workers N threads (setting `workers`):
+  // transactional and parallel.
+  bool worker_pool = false;
+  // Runs the framework prelude around each handler call (`framework_clock`,
+  // interp/framework.h): the transactional kind.
   bool runs_framework = false;
+  // Runs each handler call in a parallel context (`context_max_bytes`,
+  // interp/context_arena.h): the parallel kind.
+  bool parallel_contexts = false;
 };
 
 // Every kind, in the order `gillab list` prints them.

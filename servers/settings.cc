@@ -115,6 +115,7 @@ bool Passed(const SettingSpec& spec, const Settings& s, const std::string& trace
   const std::string& value = s.at(std::string(spec.name));
   const EngineKind* engine = FindEngineKind(s.at("engine"));
   const bool has_lock = engine && engine->has_lock;
+  const ServerKind* kind = FindServerKind(s.at("server"));
   switch (spec.pass) {
     case PassWhen::kAlways: return true;
     case PassWhen::kNonEmpty: return !value.empty();
@@ -131,10 +132,9 @@ bool Passed(const SettingSpec& spec, const Settings& s, const std::string& trace
       auto command = s.find("server_command");
       return command == s.end() || command->second.empty();
     }
-    case PassWhen::kServerRunsFramework: {
-      const ServerKind* kind = FindServerKind(s.at("server"));
-      return kind != nullptr && kind->runs_framework;
-    }
+    case PassWhen::kServerHasWorkers: return kind != nullptr && kind->worker_pool;
+    case PassWhen::kServerRunsFramework: return kind != nullptr && kind->runs_framework;
+    case PassWhen::kServerRunsContexts: return kind != nullptr && kind->parallel_contexts;
     case PassWhen::kNever: return false;
   }
   return false;
@@ -173,15 +173,21 @@ const std::vector<SettingSpec>& SettingSpecs() {
       // Stream servers over HTTP/1.1 (design §11); frame is serve's default and is not passed.
       {"protocol", Type::kString, Target::kServe, "frame", "stream servers: frame | http (design §11)", 0, kInf,
        ProtocolRule, "--protocol", kHttp, true, HttpProtocol},
-      // The transactional server (design §12, interp/framework.h).
-      {"workers", Type::kInt, Target::kServe, "2", "transactional: worker threads running the handler calls", 1,
-       static_cast<double>(64), nullptr, "--workers", kServerRunsFramework},
+      // The servers with a worker pool (design §12): transactional, parallel.
+      {"workers", Type::kInt, Target::kServe, "2",
+       "transactional, parallel: worker threads running the handler calls", 1, 256, nullptr, "--workers",
+       kServerHasWorkers},
+      // The transactional server (interp/framework.h).
       {"framework_clock", Type::kString, Target::kServe, "none",
        "transactional: the framework's request clock: now_ns (inevitable under stm) | transaction_time | none", 0,
        kInf, FrameworkClockRule, "--framework-clock", kServerRunsFramework},
       {"http_parser", Type::kString, Target::kServe, "native",
        "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)", 0, kInf, HttpParserRule,
        "--http-parser", kHttp},
+      // The parallel server (interp/context_arena.h).
+      {"context_max_bytes", Type::kInt, Target::kServe, "0",
+       "parallel: bytes one handler's context may allocate (0: no limit)", 0, kInf, nullptr, "--context-max-bytes",
+       kServerRunsContexts},
       {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0, kInf, nullptr, "--message-bytes",
        kNoPayload},
       {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1, kInf, nullptr, "--requests"},

@@ -53,7 +53,9 @@ enum class PassWhen {
   kHttp,                   // the server speaks http: protocol = http, or an outside server_command
   kHttpPipelined,          // kHttp and pipeline > 1
   kGillabServer,           // not an outside server_command (e.g. `load --server`)
-  kServerRunsFramework,    // the server kind runs workers and a framework (ServerKind::runs_framework)
+  kServerHasWorkers,       // the server kind runs a worker pool (ServerKind::worker_pool)
+  kServerRunsFramework,    // the server kind runs a framework (ServerKind::runs_framework)
+  kServerRunsContexts,     // the server kind runs parallel contexts (ServerKind::parallel_contexts)
   kNever,                  // a runner setting: no flag
 };
 

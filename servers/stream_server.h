@@ -121,6 +121,9 @@ class StreamServer : public Server {
 std::unique_ptr<Server> MakeBlockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeNonblockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeThreadedServer(const ServerOptions& options, Engine& engine);
+// transactional_server.cc (design §12).
 std::unique_ptr<Server> MakeTransactionalServer(const ServerOptions& options, Engine& engine);
+// parallel_server.cc (design §12).
+std::unique_ptr<Server> MakeParallelServer(const ServerOptions& options, Engine& engine);
 
 }  // namespace gillab::servers

@@ -389,6 +389,12 @@ INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest,
                          ParamName);
 INSTANTIATE_TEST_SUITE_P(Servers, ConcurrentStreamServerTest,
                          testing::ValuesIn(ServersWith({"nonblocking", "threaded", "transactional"}, {GILLAB_TEST_ENGINES})), ParamName);
+// The parallel server (design §12) runs handlers in the toy VM's parallel
+// contexts: the toy engine only (the lock-discipline tests below hold a
+// FakeEngine's lock around handlers, which parallel contexts never take).
+INSTANTIATE_TEST_SUITE_P(Parallel, StreamServerTest, testing::ValuesIn(ServersWith({"parallel"}, {"toy"})), ParamName);
+INSTANTIATE_TEST_SUITE_P(Parallel, ConcurrentStreamServerTest, testing::ValuesIn(ServersWith({"parallel"}, {"toy"})),
+                         ParamName);
 
 // ---------------------------------------------------------------------------
 // The lock discipline, with FakeEngine: the test thread holds the lock itself.
@@ -545,9 +551,6 @@ TEST(StreamServer, ResolvesPortZeroOnBind) {
   EXPECT_NE(endpoint.port, 0);
 }
 
-}  // namespace
-}  // namespace gillab::servers
-
 // The transactional server (design §12) under every kind of model: the
 // framework prelude runs with the handler in one unit, replies match, and
 // under stm every request was a committed unit.
@@ -594,3 +597,6 @@ TEST(TransactionalServer, RefusesZeroWorkers) {
   auto engine = MakeEngine({.engine = "toy"});
   EXPECT_THROW(MakeServer({.kind = "transactional", .endpoint = "tcp://127.0.0.1:0", .workers = 0}, *engine), UsageError);
 }
+
+}  // namespace
+}  // namespace gillab::servers

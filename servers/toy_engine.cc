@@ -8,6 +8,7 @@
 
 #include "gil/error.h"
 #include "interp/framework.h"
+#include "interp/parallel_model.h"
 #include "interp/vm.h"
 
 namespace gillab::servers {
@@ -74,6 +75,81 @@ class ToyEngine::Io final : public IoThread {
   std::vector<std::unique_ptr<interp::Vm>> vms_;  // by handler id
   interp::ExecThread* previous_io_thread_ = nullptr;
 };
+
+// One parallel-server worker: its context thread and what Stats() reports.
+struct ToyEngine::WorkerEntry {
+  std::string name;
+  std::unique_ptr<interp::ExecThread> thread;  // attached to contexts_; its arena outlives the worker
+  std::atomic<uint64_t> contexts{0};
+  std::atomic<uint64_t> failed{0};
+  std::atomic<uint64_t> stopped{0};
+};
+
+class ToyEngine::Worker final : public ContextWorker {
+ public:
+  Worker(ToyEngine& engine, std::shared_ptr<WorkerEntry> entry) : engine_(engine), entry_(std::move(entry)) {
+    for (const auto& program : engine_.handlers_) {
+      vms_.push_back(std::make_unique<interp::Vm>(program, *engine_.contexts_, *entry_->thread,
+                                                  interp::VmOptions{.heap = engine_.heap_}));
+    }
+    engine_.contexts_->Enter(*entry_->thread);
+  }
+  ~Worker() override { engine_.contexts_->Leave(*entry_->thread); }
+
+  std::string Handle(std::string_view request) override { return HandleWith(0, request); }
+  std::string HandleWith(size_t id, std::string_view request) override {
+    if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
+    std::string out;
+    std::string error;
+    entry_->contexts.fetch_add(1, std::memory_order_relaxed);
+    try {
+      const interp::Value reply = vms_[id]->Call("handle", {interp::Value::Bytes(std::string(request)),
+                                                             interp::Value::Int(engine_.options_.work_units)});
+      out = reply.is_int() ? std::to_string(reply.as_int()) : reply.as_bytes();  // copied out of the arena
+    } catch (const interp::VmError& e) {
+      error = e.what();
+    }
+    engine_.contexts_->EndContext(*entry_->thread);  // the context, freed whole
+    if (!error.empty()) {
+      entry_->failed.fetch_add(1, std::memory_order_relaxed);
+      throw std::runtime_error(error);
+    }
+    return out;
+  }
+  void BeginBlocking() override {}
+  void EndBlocking() override {}
+  uint64_t blocking_sections() const override { return 0; }
+  int64_t StopIfRunningLongerThan(int64_t threshold_ms) override {
+    const int64_t ran_ns = engine_.contexts_->StopIfRunningLonger(*entry_->thread, threshold_ms * 1'000'000);
+    if (ran_ns > 0) entry_->stopped.fetch_add(1, std::memory_order_relaxed);
+    return ran_ns / 1'000'000;
+  }
+
+ private:
+  ToyEngine& engine_;
+  std::shared_ptr<WorkerEntry> entry_;
+  std::vector<std::unique_ptr<interp::Vm>> vms_;  // by handler id
+};
+
+std::unique_ptr<ContextWorker> ToyEngine::AttachContextWorker(std::string thread_name, int64_t context_max_bytes) {
+  if (!model_->traits().exclusive && options_.cpu_threads > 0) {
+    throw UsageError(fmt::format("the parallel server's contexts read the heap while its main thread holds the lock; "
+                                 "under policy '{}' the lock excludes nobody, so --cpu-threads must be 0",
+                                 options_.policy));
+  }
+  auto entry = std::make_shared<WorkerEntry>();
+  {
+    std::lock_guard lock(mu_);
+    if (!contexts_) {
+      contexts_ = std::make_unique<interp::ParallelContextModel>(
+          interp::ParallelContextOptions{.context_max_bytes = context_max_bytes});
+    }
+    entry->name = std::move(thread_name);
+    entry->thread = contexts_->Attach(gil::Role::kIo, entry->name);
+    workers_.push_back(entry);
+  }
+  return std::make_unique<Worker>(*this, std::move(entry));
+}
 
 ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   model_ = interp::MakeExecModel(options_.policy, {.gil = options_.gil});  // UsageError for an unknown policy
@@ -179,13 +255,30 @@ nlohmann::json ToyEngine::Stats() const {
       threads.push_back(std::move(r));
     }
   }
-  nlohmann::json j = StatsJson({.engine = "toy", .policy = std::string(model_->name()),
-                                .switch_interval_us = options_.gil.switch_interval_us, .cpu_threads = options_.cpu_threads,
-                                .model = model_->RunFigures()},
-                               threads, gil_ != nullptr ? LockJson(gil_->lock_stats()) : nlohmann::json());
+  nlohmann::json stats = StatsJson({.engine = "toy", .policy = std::string(model_->name()),
+                                    .switch_interval_us = options_.gil.switch_interval_us,
+                                    .cpu_threads = options_.cpu_threads, .model = model_->RunFigures()},
+                                   threads, gil_ != nullptr ? LockJson(gil_->lock_stats()) : nlohmann::json());
   const nlohmann::json report = model_->ReportJson();
-  if (!report.is_null()) j["model_report"] = report;
-  return j;
+  if (!report.is_null()) stats["model_report"] = report;
+  std::lock_guard lock(mu_);
+  if (!workers_.empty() && stats.is_object()) {
+    // Each worker's contexts: how many, how many failed or were stopped, and
+    // the arena's high-water mark (the most one context of it held, bytes).
+    nlohmann::json contexts = nlohmann::json::array();
+    for (const auto& w : workers_) {
+      const interp::ContextArena& arena = interp::ParallelContextModel::ArenaOf(*w->thread);
+      contexts.push_back({{"name", w->name},
+                          {"contexts", w->contexts.load(std::memory_order_relaxed)},
+                          {"failed", w->failed.load(std::memory_order_relaxed)},
+                          {"stopped", w->stopped.load(std::memory_order_relaxed)},
+                          {"arena_high_water_bytes", arena.high_water_bytes()},
+                          {"arena_chunks", arena.chunk_count()},
+                          {"arena_max_bytes", arena.max_bytes()}});
+    }
+    stats["parallel_contexts"] = std::move(contexts);
+  }
+  return stats;
 }
 
 void ToyEngine::WriteTrace(const std::string& path, const nlohmann::json& run) const {

@@ -36,6 +36,7 @@
 namespace gillab::interp {
 struct Program;
 class ExecModel;
+class ParallelContextModel;
 }
 
 namespace gillab::servers {
@@ -48,6 +49,11 @@ class ToyEngine final : public Engine {
 
   std::string_view name() const override { return "toy"; }
   std::unique_ptr<IoThread> AttachIo(std::string thread_name) override;
+  // A parallel-server worker (design §12): its own Vm per handler program on
+  // the engine's heap, under interp::ParallelContextModel (no lock; arenas;
+  // main-heap writes refused). Refused under a non-exclusive policy with CPU
+  // threads (they would change the heap while contexts read it).
+  std::unique_ptr<ContextWorker> AttachContextWorker(std::string thread_name, int64_t context_max_bytes) override;
   void StartCpuThreads() override;
   // Joins the CPU threads. If the calling thread is an attached I/O thread
   // holding the lock, it releases it while joining (the CPU threads need it to finish).
@@ -59,7 +65,9 @@ class ToyEngine final : public Engine {
 
  private:
   class Io;
+  class Worker;
   struct Entry;
+  struct WorkerEntry;
 
   std::shared_ptr<Entry> NewEntry(gil::Role role, std::string thread_name);
   int LockPriorityOf(gil::Role role) const;
@@ -77,6 +85,9 @@ class ToyEngine final : public Engine {
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Entry>> entries_;  // every thread ever attached, in attach order
   CpuThreadGroup cpu_;
+  // The parallel server's workers (AttachContextWorker), made on first use.
+  std::unique_ptr<interp::ParallelContextModel> contexts_;
+  std::vector<std::shared_ptr<WorkerEntry>> workers_;  // guarded by mu_
 };
 
 }  // namespace gillab::servers
