@@ -545,9 +545,6 @@ TEST(StreamServer, ResolvesPortZeroOnBind) {
   EXPECT_NE(endpoint.port, 0);
 }
 
-}  // namespace
-}  // namespace gillab::servers
-
 // The transactional server (design §12) under every kind of model: the
 // framework prelude runs with the handler in one unit, replies match, and
 // under stm every request was a committed unit.
@@ -594,3 +591,6 @@ TEST(TransactionalServer, RefusesZeroWorkers) {
   auto engine = MakeEngine({.engine = "toy"});
   EXPECT_THROW(MakeServer({.kind = "transactional", .endpoint = "tcp://127.0.0.1:0", .workers = 0}, *engine), UsageError);
 }
+
+}  // namespace
+}  // namespace gillab::servers
