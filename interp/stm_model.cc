@@ -417,8 +417,20 @@ void StmModel::TakeToken(StmThread& t, int site) {
   {
     std::unique_lock lock(mu_);
     if (token_.load(std::memory_order_relaxed) != -1) {
-      const int64_t start_ns = gil::NowNs();
       const int other_site = token_site_;
+      if (!t.held.empty()) {
+        // Waiting while holding objects could deadlock with the inevitable
+        // unit (it may need them): give everything back and re-run
+        // inevitable from the start. Decided under mu_, so the token cannot
+        // be taken between this check and the wait.
+        t.pending = true;
+        t.pending_key = {kInevitable, site, other_site};
+        t.start_inevitable = true;
+        t.start_inevitable_site = site;
+        lock.unlock();
+        throw UnitAborted("stm: needs to become inevitable while another unit is");
+      }
+      const int64_t start_ns = gil::NowNs();
       token_cv_.wait(lock, [&] { return token_.load(std::memory_order_relaxed) == -1; });
       waited_ns = gil::NowNs() - start_ns;
       ConflictFigures& f = conflicts_[ConflictKey{kInevitable, site, other_site}];
@@ -464,26 +476,7 @@ void StmModel::ReleaseToken(StmThread& t) {
 void StmModel::BecomeInevitable(StmThread& t, int site) {
   if (t.inevitable || !t.in_unit) return;
   CheckDoomed(t);
-  bool free_now;
-  {
-    std::lock_guard lock(mu_);
-    free_now = token_.load(std::memory_order_relaxed) == -1;
-  }
-  if (!free_now && !t.held.empty()) {
-    // Waiting while holding objects could deadlock with the inevitable unit:
-    // give everything back and re-run inevitable from the start.
-    int other_site;
-    {
-      std::lock_guard lock(mu_);
-      other_site = token_site_;
-    }
-    t.pending = true;
-    t.pending_key = {kInevitable, site, other_site};
-    t.start_inevitable = true;
-    t.start_inevitable_site = site;
-    throw UnitAborted("stm: needs to become inevitable while another unit is");
-  }
-  TakeToken(t, site);
+  TakeToken(t, site);  // aborts instead of waiting when t holds objects
 }
 
 void StmModel::OnExternalEffect(ExecThread& t, std::string_view) { BecomeInevitable(Of(t), Of(t).last_site); }

@@ -50,7 +50,8 @@
 //   check point is the only place a GIL switches too, what was atomic under a
 //   GIL (`gload c; push 1; add; gstore c`) stays atomic. A unit that is not
 //   inevitable is never split: if it is long and conflicts, it aborts and
-//   re-runs, and after enough aborts it runs inevitable.
+//   re-runs, and after enough aborts it runs inevitable. Each such piece
+//   counts as one commit in the figures (stm_commits).
 // - What a commit costs: one atomic store or fetch_and per object held, the
 //   undo log freed, the table references dropped, one atomic increment of
 //   the thread's unit serial. An abort costs the undo log applied in reverse

@@ -198,7 +198,8 @@ TEST(StmModel, InevitableUnitsNeverAbortAndNeverOverlap) {
 
 TEST(StmModel, TransactionTimeDoesNotMakeTheUnitInevitable) {
   auto program = Assemble(kEffects, "effects.gasm");
-  StmRun run = MakeRun();
+  // Starvation could make a unit inevitable on its own: not within 500 aborts.
+  StmRun run = MakeRun({.gil = {}, .stm_transaction_length = 100000, .stm_aborts_before_inevitable = 500});
   RunThreads(run, program, 2, 2000, "txtime_then_bump", [](int, int) { return std::vector<Value>{}; });
   EXPECT_EQ(Global(run, "hot"), 4000);
   EXPECT_EQ(run.stm().Report().inevitable_units, 0);

@@ -33,6 +33,7 @@
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
 #include "servers/commands.h"
+#include "interp/stm_model.h"
 #include "servers/engine.h"
 #include "servers/engine_kinds.h"
 #include "servers/http_routes.h"
@@ -282,6 +283,8 @@ void Serve(ServeFlags flags) {
   }
   fmt::print("{}\n", stats.dump());
   std::fflush(stdout);
+  // The stm conflict report, as text, beside the JSON (print_stm_log.py's shape).
+  if (stats.contains("model_report")) fmt::print(stderr, "{}", interp::FormatStmReport(stats["model_report"]));
 }
 
 }  // namespace

@@ -557,7 +557,10 @@ TEST(StreamServer, ResolvesPortZeroOnBind) {
 class TransactionalServerTest : public testing::TestWithParam<std::string> {};
 
 TEST_P(TransactionalServerTest, ServesConcurrentClientsThroughTheWorkerPool) {
-  EngineOptions options{.engine = "toy", .policy = GetParam(), .handler = "primes_list", .framework_clock = "transaction_time"};
+  EngineOptions options;
+  options.policy = GetParam();
+  options.handler = "primes_list";
+  options.framework_clock = "transaction_time";
   auto engine = MakeEngine(options);
   std::unique_ptr<Server> server =
       MakeServer({.kind = "transactional", .endpoint = "tcp://127.0.0.1:0", .workers = 3}, *engine);
@@ -594,7 +597,7 @@ TEST_P(TransactionalServerTest, ServesConcurrentClientsThroughTheWorkerPool) {
 INSTANTIATE_TEST_SUITE_P(Models, TransactionalServerTest, testing::Values("newgil", "none", "stm"));
 
 TEST(TransactionalServer, RefusesZeroWorkers) {
-  auto engine = MakeEngine({.engine = "toy"});
+  auto engine = MakeEngine(EngineOptions());
   EXPECT_THROW(MakeServer({.kind = "transactional", .endpoint = "tcp://127.0.0.1:0", .workers = 0}, *engine), UsageError);
 }
 
