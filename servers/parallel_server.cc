@@ -8,19 +8,23 @@
 // reply is copied into the connection's outbox, main-heap objects readable
 // but never written.
 //
-// Batches. Each epoll round, the main thread reads every readable socket
-// (Feed, lock released), then hands the connections that got bytes to the
-// workers as one batch — a connection's whole StreamProtocol::Process (its
+// In flight. The main thread reads every readable socket (Feed; the lock
+// released only while no context runs), and hands each connection that got
+// bytes to the pool: a connection's whole StreamProtocol::Process (its
 // complete requests, in order; for http with --http-parser vm the parse as
-// well) runs on one worker — and waits for the batch to finish while HOLDING
-// the lock, outside any blocking section. That is the guarantee that nobody
-// changes the main heap while a context reads it: the main thread runs no VM
-// code during a batch, and every other VM thread of the engine (CPU threads)
-// needs the lock the main thread holds. (Under policy `none` the lock
-// excludes nobody: the toy engine then refuses workers when it has CPU
-// threads.) Between batches the main thread sends the replies, accepts and
-// reads; whatever ran under the lock meanwhile is seen by the next batch
-// (the condition variable orders it).
+// well) runs on one worker, the connection off the epoll set meanwhile (the
+// main thread leaves it alone). A worker done with it writes an eventfd in
+// the main thread's epoll set; the main thread then sends its replies.
+// Contexts run ONLY while the main thread holds the engine's lock: as long as
+// any connection is in flight, the main thread does its non-blocking I/O and
+// even its epoll_wait without releasing the lock; it releases it around its
+// syscalls (as every server does) only when no context runs. That is the
+// guarantee that nobody changes the main heap while a context reads it: the
+// main thread itself runs no VM code, and every other VM thread of the
+// engine (CPU threads) needs the lock. (Under policy `none` the lock excludes
+// nobody: the toy engine then refuses workers when it has CPU threads.) What
+// ran under the lock while no context ran is seen by the next context (the
+// pool's mutex orders it).
 //
 // Failures. A handler that fails (a VmError: a refused write, a context past
 // --context-max-bytes, a stop) gets the protocol's error reply and one
@@ -29,12 +33,15 @@
 // stall_threshold_ms, 1 s) is reported on stderr and stopped at its next
 // check point: its request fails, nothing else does.
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -56,20 +63,25 @@ namespace {
 constexpr size_t kMaxOutboxBytes = 4 << 20;
 constexpr int kMaxEvents = 256;
 constexpr int kMaxAcceptsPerEvent = 64;
+constexpr uint32_t kUnwatched = ~uint32_t{0};  // Client::interest while a worker has it
 
 struct Client {
   Client(UniqueFd fd, std::unique_ptr<StreamProtocol> protocol, std::string peer)
       : conn(std::move(fd), std::move(protocol), std::move(peer)) {}
   StreamConnection conn;
   uint32_t interest = EPOLLIN;
-  StreamProtocol::Next next = StreamProtocol::Next::kKeepOpen;  // the batch's verdict
+  bool in_flight = false;  // a worker runs its Process: the main thread leaves conn alone
+  StreamProtocol::Next next = StreamProtocol::Next::kKeepOpen;  // the worker's verdict
 };
 
-// The worker pool: RunBatch hands every client of a batch to some worker and
-// returns once all are done.
+// The worker pool: Submit queues a client's Process; a finished client goes
+// on the done list and the completion eventfd is written (the main thread
+// watches it in its epoll set).
 class WorkerPool {
  public:
-  WorkerPool(Engine& engine, int workers, int64_t context_max_bytes, int64_t stall_ms) : stall_ms_(stall_ms) {
+  WorkerPool(Engine& engine, int workers, int64_t context_max_bytes) {
+    done_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!done_fd_) throw std::system_error(errno, std::generic_category(), "eventfd");
     // Attached here (a toy engine's worker has no thread affinity before its
     // first call), so that an engine without parallel contexts is refused
     // before any thread starts.
@@ -88,69 +100,65 @@ class WorkerPool {
     contexts_.clear();
   }
 
-  void RunBatch(const std::vector<Client*>& batch) {
-    if (batch.empty()) return;
-    std::unique_lock lock(mu_);
-    batch_ = &batch;
-    next_ = 0;
-    done_ = 0;
-    ++generation_;
-    work_cv_.notify_all();
-    while (done_ < batch.size()) {
-      if (stall_ms_ <= 0) {
-        done_cv_.wait(lock);
-        continue;
-      }
-      if (done_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(stall_ms_ / 4, 1))) ==
-          std::cv_status::timeout) {
-        for (auto& c : contexts_) {
-          const int64_t ran_ms = c->StopIfRunningLongerThan(stall_ms_);
-          if (ran_ms > 0) {
-            fmt::print(stderr,
-                       "gillab serve: stall: a handler ran {} ms in a parallel context (threshold {} ms); stopping it\n",
-                       ran_ms, stall_ms_);
-            std::fflush(stderr);
-          }
-        }
+  int done_fd() const { return done_fd_.get(); }
+
+  void Submit(Client* client) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(client);
+    }
+    work_cv_.notify_one();
+  }
+  // The clients finished since the last call (drains the eventfd).
+  void TakeDone(std::vector<Client*>& out) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t rc = ::read(done_fd_.get(), &count, sizeof count);
+    std::lock_guard lock(mu_);
+    out.insert(out.end(), done_.begin(), done_.end());
+    done_.clear();
+  }
+  // The stall report: each worker's handler call running longer than stall_ms is stopped.
+  void StopStalled(int64_t stall_ms) {
+    for (auto& c : contexts_) {
+      const int64_t ran_ms = c->StopIfRunningLongerThan(stall_ms);
+      if (ran_ms > 0) {
+        fmt::print(stderr, "gillab serve: stall: a handler ran {} ms in a parallel context (threshold {} ms); stopping it\n",
+                   ran_ms, stall_ms);
+        std::fflush(stderr);
       }
     }
-    batch_ = nullptr;
   }
 
  private:
   void Loop(ContextWorker& worker) {
-    uint64_t seen = 0;
     std::unique_lock lock(mu_);
     for (;;) {
-      work_cv_.wait(lock, [&] { return quit_ || (generation_ != seen && batch_ != nullptr); });
+      work_cv_.wait(lock, [&] { return quit_ || !queue_.empty(); });
       if (quit_) return;
-      seen = generation_;
-      while (batch_ != nullptr && next_ < batch_->size()) {
-        Client& client = *(*batch_)[next_++];
-        lock.unlock();
-        StreamConnection& conn = client.conn;
-        try {
-          client.next = conn.protocol->Process(worker, conn.outbox, conn.peer);
-        } catch (const std::exception& e) {
-          ReportPeer(conn.peer, fmt::format("{}; closing connection", e.what()));
-          client.next = StreamProtocol::Next::kCloseNow;
-        }
-        lock.lock();
-        if (++done_ == batch_->size()) done_cv_.notify_one();
+      Client& client = *queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      StreamConnection& conn = client.conn;
+      try {
+        client.next = conn.protocol->Process(worker, conn.outbox, conn.peer);
+      } catch (const std::exception& e) {
+        ReportPeer(conn.peer, fmt::format("{}; closing connection", e.what()));
+        client.next = StreamProtocol::Next::kCloseNow;
       }
+      lock.lock();
+      done_.push_back(&client);
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t rc = ::write(done_fd_.get(), &one, sizeof one);
     }
   }
 
-  const int64_t stall_ms_;
+  UniqueFd done_fd_;
   std::vector<std::unique_ptr<ContextWorker>> contexts_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  const std::vector<Client*>* batch_ = nullptr;
-  size_t next_ = 0;
-  size_t done_ = 0;
-  uint64_t generation_ = 0;
+  std::deque<Client*> queue_;
+  std::vector<Client*> done_;
   bool quit_ = false;
 };
 
@@ -163,8 +171,7 @@ class ParallelServer final : public StreamServer {
   // policy `none` with CPU threads) is refused before `listening` is printed.
   void Bind() override {
     StreamServer::Bind();
-    if (!pool_) pool_ = std::make_unique<WorkerPool>(engine(), options_.workers, options_.context_max_bytes,
-                                                     options_.context_stall_ms);
+    if (!pool_) pool_ = std::make_unique<WorkerPool>(engine(), options_.workers, options_.context_max_bytes);
   }
 
   void Run() override {
@@ -173,52 +180,92 @@ class ParallelServer final : public StreamServer {
     if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     Watch(EPOLL_CTL_ADD, listen_fd(), EPOLLIN);
     Watch(EPOLL_CTL_ADD, stop_fd(), EPOLLIN);
+    Watch(EPOLL_CTL_ADD, pool_->done_fd(), EPOLLIN);
     chunk_.resize(kRecvChunkBytes);
-    WorkerPool& pool = *pool_;
     auto io = engine().AttachIo("io");  // holds the lock from here on, except in blocking sections
     std::vector<epoll_event> events(kMaxEvents);
-    std::vector<Client*> batch;
-    std::vector<int> serviced;
-    while (!stopping()) {
+    while (!stopping() || in_flight_ > 0) {
       int ready;
       {
-        BlockingSection released(*io);
+        // While contexts run, the lock stays held, even in epoll_wait (see the header).
+        Released released(*io, in_flight_ == 0);
         do {
-          ready = epoll_wait(epoll_.get(), events.data(), kMaxEvents, -1);
+          ready = epoll_wait(epoll_.get(), events.data(), kMaxEvents, WaitTimeoutMs());
         } while (ready < 0 && errno == EINTR);
       }
       if (ready < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
-      batch.clear();
-      serviced.clear();
       for (int i = 0; i < ready; ++i) {
         const int fd = events[i].data.fd;
         if (fd == stop_fd()) continue;
+        if (fd == pool_->done_fd()) {
+          Complete(*io);
+          continue;
+        }
+        if (stopping()) continue;  // draining: only completions matter now
         if (fd == listen_fd()) {
           AcceptAll(*io);
           continue;
         }
         auto it = connections_.find(fd);
-        if (it == connections_.end()) continue;
+        if (it == connections_.end() || it->second->in_flight) continue;
         Client& client = *it->second;
         if (!Read(*io, client, events[i].events)) {
           Close(fd);
           continue;
         }
-        if (client.next == StreamProtocol::Next::kKeepOpen && received_) batch.push_back(&client);
-        serviced.push_back(fd);
+        if (received_) {
+          Submit(client);
+        } else if (!Finish(*io, client)) {
+          Close(fd);
+        }
       }
-      // The batch: every handler call in a parallel context, lock held, no VM code here.
-      pool.RunBatch(batch);
-      for (int fd : serviced) {
-        auto it = connections_.find(fd);
-        if (it == connections_.end()) continue;
-        if (!Finish(*io, *it->second)) Close(fd);
-      }
+      if (in_flight_ > 0 && options_.context_stall_ms > 0) pool_->StopStalled(options_.context_stall_ms);
     }
     connections_.clear();
   }
 
  private:
+  // A BlockingSection only when `release` (no context in flight).
+  class Released {
+   public:
+    Released(IoThread& io, bool release) : io_(release ? &io : nullptr) {
+      if (io_ != nullptr) io_->BeginBlocking();
+    }
+    ~Released() {
+      if (io_ != nullptr) io_->EndBlocking();
+    }
+    Released(const Released&) = delete;
+    Released& operator=(const Released&) = delete;
+
+   private:
+    IoThread* io_;
+  };
+
+  int WaitTimeoutMs() const {
+    if (in_flight_ == 0 || options_.context_stall_ms <= 0) return -1;
+    return static_cast<int>(std::max<int64_t>(options_.context_stall_ms / 4, 1));
+  }
+
+  void Submit(Client& client) {
+    client.in_flight = true;
+    ++in_flight_;
+    // Off the epoll set until the worker is done (a hang-up would otherwise be reported on every round).
+    Watch(EPOLL_CTL_DEL, client.conn.fd.get(), 0);
+    client.interest = kUnwatched;
+    pool_->Submit(&client);
+  }
+
+  void Complete(IoThread& io) {
+    done_.clear();
+    pool_->TakeDone(done_);
+    for (Client* client : done_) {
+      client->in_flight = false;
+      --in_flight_;
+      const int fd = client->conn.fd.get();
+      if (!Finish(io, *client)) Close(fd);
+    }
+  }
+
   void Watch(int op, int fd, uint32_t events) {
     epoll_event event{.events = events, .data = {.fd = fd}};
     if (epoll_ctl(epoll_.get(), op, fd, &event) != 0 && op != EPOLL_CTL_DEL) {
@@ -231,12 +278,13 @@ class ParallelServer final : public StreamServer {
       int fd;
       std::string peer;
       {
-        BlockingSection released(io);
+        Released released(io, in_flight_ == 0);
         fd = AcceptNamed(listen_fd(), SOCK_NONBLOCK | SOCK_CLOEXEC, peer);
       }
       if (fd < 0) {
         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return;
-        BackOffAfterAcceptError(io, errno);
+        // Its back-off releases the lock: only while no context runs (else epoll reports the backlog again).
+        if (in_flight_ == 0) BackOffAfterAcceptError(io, errno);
         return;
       }
       SetNoDelay(fd);
@@ -255,7 +303,7 @@ class ParallelServer final : public StreamServer {
     if (conn.outbox.size() - conn.outbox_sent >= kMaxOutboxBytes) return true;
     ssize_t received;
     {
-      BlockingSection released(io);
+      Released released(io, in_flight_ == 0);
       received = RecvSome(conn.fd.get(), chunk_.data(), chunk_.size());
       if (received > 0) conn.protocol->Feed(chunk_.data(), static_cast<size_t>(received));
     }
@@ -271,7 +319,7 @@ class ParallelServer final : public StreamServer {
     return true;
   }
 
-  // After the batch: the protocol's verdict, then the write half. False: close.
+  // The worker's verdict, then the write half. False: close.
   bool Finish(IoThread& io, Client& client) {
     StreamConnection& conn = client.conn;
     switch (client.next) {
@@ -287,7 +335,7 @@ class ParallelServer final : public StreamServer {
     if (conn.outbox_sent < conn.outbox.size()) {
       ssize_t sent;
       {
-        BlockingSection released(io);
+        Released released(io, in_flight_ == 0);
         sent = SendSome(conn.fd.get(), conn.outbox.data() + conn.outbox_sent, conn.outbox.size() - conn.outbox_sent,
                         MSG_DONTWAIT);
       }
@@ -305,21 +353,21 @@ class ParallelServer final : public StreamServer {
       FinishClose(conn);
       return false;
     }
-    UpdateInterest(client);
+    const size_t pending = conn.outbox.size() - conn.outbox_sent;
+    const bool reading = pending < kMaxOutboxBytes && !conn.close_after_send;
+    SetInterest(client, (reading ? uint32_t{EPOLLIN} : 0u) | (pending > 0 ? uint32_t{EPOLLOUT} : 0u));
     return true;
   }
 
-  void UpdateInterest(Client& client) {
-    const size_t pending = client.conn.outbox.size() - client.conn.outbox_sent;
-    const bool reading = pending < kMaxOutboxBytes && !client.conn.close_after_send;
-    const uint32_t wanted = (reading ? uint32_t{EPOLLIN} : 0u) | (pending > 0 ? uint32_t{EPOLLOUT} : 0u);
+  void SetInterest(Client& client, uint32_t wanted) {
     if (client.interest == wanted) return;
+    const int op = client.interest == kUnwatched ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
     client.interest = wanted;
-    Watch(EPOLL_CTL_MOD, client.conn.fd.get(), wanted);
+    Watch(op, client.conn.fd.get(), wanted);
   }
 
   void Close(int fd) {
-    Watch(EPOLL_CTL_DEL, fd, 0);
+    Watch(EPOLL_CTL_DEL, fd, 0);  // harmless when already off the set
     connections_.erase(fd);
   }
 
@@ -328,6 +376,8 @@ class ParallelServer final : public StreamServer {
   UniqueFd epoll_;
   std::vector<char> chunk_;
   bool received_ = false;
+  int in_flight_ = 0;  // clients a worker is processing
+  std::vector<Client*> done_;
   std::unordered_map<int, std::unique_ptr<Client>> connections_;
 };
 
