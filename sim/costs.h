@@ -52,6 +52,11 @@ struct OsModel {
   // round trip is 35-45 us (microbench.md) -> ~20 us one way, of which
   // wake_cross_core_ns is the IPI; the rest (15 us) is the idle exit.
   int64_t idle_exit_ns = 15'000;
+  // Which of several threads sleeping on one address a wake picks: false,
+  // the oldest (Linux futexes queue equal-priority waiters in FIFO order,
+  // and glibc's condition variables signal the oldest group first); true,
+  // one drawn from the PRNG (an OS that promises no order).
+  bool random_wake_order = false;
   // A context switch on one core (switching to a thread from the run queue).
   // From the same-core ping-pong: 3.5 us round trip = 2 wakes + 2 switches;
   // the switch itself ~1 us.

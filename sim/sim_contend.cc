@@ -49,6 +49,13 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   if (o.io_work_units < 0) throw UsageError(fmt::format("--io-work-units must be >= 0, got {}", o.io_work_units));
   if (o.duration_ms < 0) throw UsageError(fmt::format("--duration-ms must be >= 0, got {}", o.duration_ms));
   if (options.sim.os.cores < 1) throw UsageError(fmt::format("--cores must be >= 1, got {}", options.sim.os.cores));
+  // `mutex` (uses_ticks) yields by releasing and re-taking its word in one
+  // step, with no virtual time between: a woken waiter always finds it taken
+  // again and the io thread would starve forever (the real run has a window
+  // of a few ns that sometimes lets it in). Not modelled yet.
+  if (gil::PolicyTraitsOf(o.policy).uses_ticks) {
+    throw UsageError(fmt::format("simulate does not model policy '{}' yet (its tick yield leaves no window in virtual time)", o.policy));
+  }
 
   const auto host_t0 = std::chrono::steady_clock::now();
   Simulator sim(options.sim);
@@ -157,7 +164,8 @@ nlohmann::json ToJson(const SimContendResult& r) {
              {"wake_same_core_ns", s.os.wake_same_core_ns},
              {"wake_cross_core_ns", s.os.wake_cross_core_ns},
              {"idle_exit_ns", s.os.idle_exit_ns},
-             {"context_switch_ns", s.os.context_switch_ns}};
+             {"context_switch_ns", s.os.context_switch_ns},
+             {"random_wake_order", s.os.random_wake_order}};
   j["sim"] = {{"instructions", r.instructions},
               {"events", r.stats.events},
               {"switches", r.stats.switches},

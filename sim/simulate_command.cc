@@ -18,7 +18,7 @@ void AddSimulateCommand(CLI::App& app) {
     SimContendOptions options;
     std::string lock_priority;
     bool json = false;
-    int64_t max_virtual_ms = 0;
+    int64_t max_virtual_ms = 600'000;  // a guard: ten virtual minutes
     int64_t time_slice_us = 0;
   };
   auto f = std::make_shared<Flags>();
@@ -27,7 +27,7 @@ void AddSimulateCommand(CLI::App& app) {
   o.stall_threshold_ms = 0;  // no stall monitor in virtual time
   CLI::App* cmd = app.add_subcommand(
       "simulate", "`contend` in virtual time on N simulated cores: the real VM and lock policy, deterministic per seed");
-  cmd->add_option("--policy", o.policy, "Lock policy: mutex, ticket, priority, newgil, none")->capture_default_str();
+  cmd->add_option("--policy", o.policy, "Lock policy: ticket, priority, newgil, none (mutex: not modelled yet)")->capture_default_str();
   cmd->add_option("--cpu-threads", o.cpu_threads, "K, the number of cpu_spin threads")->capture_default_str();
   cmd->add_option("--io-sleep-us", o.io_sleep_us, "How long each io step blocks with the lock released (virtual)")
       ->capture_default_str();
@@ -73,6 +73,8 @@ void AddSimulateCommand(CLI::App& app) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--context-switch-ns", s.os.context_switch_ns, "Cost of a context switch on one core")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--random-wake-order", s.os.random_wake_order,
+                "A wake picks a random sleeper, not the oldest (Linux's and glibc's order)");
   cmd->callback([f] {
     f->options.sim.max_virtual_ns = f->max_virtual_ms * 1'000'000;
     f->options.sim.os.time_slice_ns = f->time_slice_us * 1000;

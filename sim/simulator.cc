@@ -291,7 +291,8 @@ struct Simulator::Impl {
     if (it == waiters.end()) return;
     auto& list = it->second;
     for (int i = 0; i < count && !list.empty(); ++i) {
-      const size_t pick = Draw(list.size());  // which waiter the OS wakes
+      // Which waiter the OS wakes: the oldest, or drawn (OsModel::random_wake_order).
+      const size_t pick = options.os.random_wake_order ? Draw(list.size()) : 0;
       VThread* w = list[pick];
       list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
       w->timed_out = false;

@@ -30,7 +30,8 @@
 // when the core was halted); a running thread is preempted at its next
 // Settle once it has had its time slice and another thread waits on its
 // core; a core that goes idle takes a thread from the longest other queue.
-// Which waiter a wake picks, among several on one address, is drawn too.
+// Which waiter a wake picks, among several on one address: the oldest, as
+// Linux and glibc do, or one drawn (OsModel::random_wake_order).
 //
 // Determinism: every choice comes from one PRNG seeded by SimOptions::seed,
 // events at the same time run in the order they were scheduled, and only

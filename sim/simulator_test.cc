@@ -210,6 +210,7 @@ TEST(Simulator, TheVirtualTimeLimitEndsARunaway) {
 std::vector<int> WakeOrder(uint64_t seed) {
   SimOptions o;
   o.os.cores = 3;
+  o.os.random_wake_order = true;
   o.seed = seed;
   Simulator sim(o);
   std::mutex mu;
