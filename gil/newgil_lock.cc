@@ -38,18 +38,23 @@ void NewGilLock::TakeLocked(ThreadState& t) {
     last_holder_index_ = t.index();
     switch_number_++;
   }
-  switch_cond_.NotifyOne();  // forced switching: the dropper may now take it again
+  // Forced switching: the dropper may now take it again. Signalled only when
+  // a dropper waits (CPython signals always; with nobody waiting that is a
+  // no-op, and skipping it keeps the uncontended path free of the seam).
+  if (switch_waiters_ > 0) switch_cond_.NotifyOne();
   if (DropRequested()) ClearDrop();
 }
 
 void NewGilLock::Drop(ThreadState& t, bool requested) {
   std::unique_lock lock(mu_);
   locked_ = false;
-  cond_.NotifyOne();
+  if (waiters_ > 0) cond_.NotifyOne();  // waiters_ > 0 exactly when a thread may sleep on cond_
   if (requested && options().forced_switching && waiters_ > 0) {
     ClearDrop();
     // Not switched yet => wait (a waiter is in the loop above and will take it).
+    switch_waiters_++;
     while (last_holder_index_ == t.index()) switch_cond_.Wait(lock);
+    switch_waiters_--;
   }
 }
 

@@ -66,6 +66,7 @@ class NewGilLock final : public Gil {
   uint64_t switch_number_ = 0;
   int last_holder_index_ = -1;  // ThreadState::index(): compared, never dereferenced
   int waiters_ = 0;
+  int switch_waiters_ = 0;  // droppers waiting on switch_cond_ (forced switching)
 };
 
 }  // namespace gillab::gil
