@@ -6,6 +6,8 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <exception>
 #include <queue>
@@ -106,6 +108,15 @@ struct Simulator::Impl {
   std::exception_ptr first_error;
 
   static thread_local VThread* current;
+
+  // The calling virtual thread; calling from anywhere else is a programming error.
+  static VThread& Me(const char* what) {
+    if (current == nullptr) {
+      std::fprintf(stderr, "gillab: simulator misuse: %s outside a simulated thread\n", what);
+      std::abort();
+    }
+    return *current;
+  }
 
   Impl(Simulator* s, const SimOptions& o, SimStats& st)
       : self(s), options(o), stats(st), rng(o.seed), cores(static_cast<size_t>(o.os.cores)) {}
@@ -424,12 +435,12 @@ int64_t Simulator::now_ns() const {
   return impl_->now - kEpochNs + (t != nullptr ? t->debt_ns : 0);
 }
 
-void Simulator::Charge(int64_t ns) { Impl::current->debt_ns += ns; }
+void Simulator::Charge(int64_t ns) { Impl::Me("Charge").debt_ns += ns; }
 
-void Simulator::Settle() { impl_->Settle(*Impl::current); }
+void Simulator::Settle() { impl_->Settle(Impl::Me("Settle")); }
 
 void Simulator::Sleep(int64_t ns) {
-  Impl::VThread& t = *Impl::current;
+  Impl::VThread& t = Impl::Me("Sleep");
   impl_->CheckAbort();
   impl_->PayDebt(t);
   impl_->Block(t, &t, impl_->now + std::max<int64_t>(ns, 0));
