@@ -13,6 +13,7 @@
 #include "gil/error.h"
 #include "interp/commands.h"
 #include "servers/commands.h"
+#include "sim/commands.h"
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a peer that hangs up is an error return, not a death
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   gillab::interp::AddVmCommand(app);
   gillab::interp::AddContendCommand(app);
   gillab::interp::AddRaceCommand(app);
+  gillab::sim::AddSimulateCommand(app);
   gillab::servers::AddServeCommand(app);
   gillab::servers::AddLoadCommand(app);
   gillab::experiments::AddRunCommand(app);

@@ -1,6 +1,7 @@
 // clock.cc — the slow half of NowNs(): deciding whether the TSC can be used,
 // measuring its scale against CLOCK_MONOTONIC, and re-anchoring a thread.
 #include "gil/clock.h"
+#include "gil/platform.h"
 
 #include <time.h>
 
@@ -154,6 +155,9 @@ ClockSource SetClockSource(ClockSource wanted) {
 namespace clock_internal {
 
 int64_t SlowNowNs() {
+  // A simulated thread (platform.h) reads its simulator's clock. Its anchor
+  // stays empty (window 0), so every one of its reads comes here.
+  if (Platform* p = ThreadPlatform()) [[unlikely]] return p->NowNs();
   Anchor& a = anchor;
   // C1: the highest value this thread's old anchor could have given (its
   // end of window, or now if earlier); the scale may have run a little fast.
@@ -179,5 +183,16 @@ int64_t SlowNowNs() {
 }
 
 }  // namespace clock_internal
+
+namespace platform_internal {
+constinit thread_local Platform* current = nullptr;
+}  // namespace platform_internal
+
+void SetThreadPlatform(Platform* p) {
+  platform_internal::current = p;
+  // Empty the anchor: NowNs()'s fast path is then never taken and every read
+  // reaches SlowNowNs(), which asks the platform (or re-anchors on the real clock).
+  clock_internal::anchor = {};
+}
 
 }  // namespace gillab::gil

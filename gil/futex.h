@@ -10,6 +10,10 @@
 // is the store(release) / load(acquire) pair (ThreadSanitizer sees it); the
 // syscall only puts the thread to sleep and wakes it.
 //
+// Under a simulator (platform.h) the waits and the wake go to its event
+// queue instead of the kernel; the check costs one thread-local load on
+// these slow paths only.
+//
 //   FutexWord w{kWaiting};
 //   waiter:  while (w.WaitWhile(kWaiting, deadline_ns) == kWaiting && NowNs() < deadline_ns) {}
 //   waker:   w.Set(kGranted); w.Wake();
@@ -24,6 +28,8 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "gil/platform.h"
+
 namespace gillab::gil {
 
 class FutexWord {
@@ -32,6 +38,7 @@ class FutexWord {
 
   uint32_t Load() const { return word_.load(std::memory_order_acquire); }
   void Set(uint32_t value) { word_.store(value, std::memory_order_release); }
+  uint32_t Exchange(uint32_t value) { return word_.exchange(value, std::memory_order_acq_rel); }
   bool CompareExchange(uint32_t expected, uint32_t desired) {
     return word_.compare_exchange_strong(expected, desired, std::memory_order_acq_rel);
   }
@@ -39,7 +46,13 @@ class FutexWord {
   // Wakes the one thread sleeping on this word, if any. Calling it after the
   // sleeper has already left (and even freed the word) is harmless: the kernel
   // only looks the address up, and every sleeper re-checks its word.
-  void Wake() { syscall(SYS_futex, &word_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0); }
+  void Wake() {
+    if (Platform* p = ThreadPlatform()) [[unlikely]] {
+      p->WakeWord(&word_, 1);
+      return;
+    }
+    syscall(SYS_futex, &word_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  }
 
   // Sleeps once, at most `timeout_ns`, if the word holds `value`; reads no
   // clock (the hand-off path calls it, and a clock read costs ~80 ns on the
@@ -50,6 +63,10 @@ class FutexWord {
     *timed_out = false;
     const uint32_t now = Load();
     if (now != value) return now;
+    if (Platform* p = ThreadPlatform()) [[unlikely]] {
+      *timed_out = p->WaitOnWord(word_, value, p->NowNs() + timeout_ns);
+      return Load();
+    }
     timespec ts{};
     ts.tv_sec = timeout_ns / 1'000'000'000;
     ts.tv_nsec = timeout_ns % 1'000'000'000;
@@ -67,6 +84,10 @@ class FutexWord {
     for (;;) {
       uint32_t now = Load();
       if (now != value) return now;
+      if (Platform* p = ThreadPlatform()) [[unlikely]] {
+        if (p->WaitOnWord(word_, value, deadline_ns)) return Load();
+        continue;
+      }
       timespec ts{};
       timespec* timeout = nullptr;
       if (deadline_ns > 0) {

@@ -2,7 +2,11 @@
 //
 // Notes about the implementation
 // ------------------------------
-// State: one std::mutex (a glibc futex mutex). Nothing else.
+// State: one futex mutex word (Drepper's "Futexes are tricky", mutex #2, the
+// algorithm of glibc's default mutex): 0 free, 1 locked, 2 locked and
+// somebody may sleep on it. Written out here rather than std::mutex so that
+// its sleeps go through the platform seam (platform.h) and the simulator
+// can run this policy too; same fast path (one CAS), same barging.
 //
 // Who requests a yield, and when: nobody. The drop request is never set. The
 // VM counts check_interval instructions ("ticks") and then calls Yield, which
@@ -17,8 +21,7 @@
 // Races accepted: none of its own; the unfairness above is the model.
 #pragma once
 
-#include <mutex>
-
+#include "gil/futex.h"
 #include "gil/gil.h"
 
 namespace gillab::gil {
@@ -28,14 +31,23 @@ class MutexLock final : public Gil {
   explicit MutexLock(GilOptions options) : Gil("mutex", options) {}
 
  protected:
-  bool DoTryAcquire(ThreadState&) override { return mu_.try_lock(); }
-  void DoAcquire(ThreadState&) override { mu_.lock(); }
-  void DoRelease(ThreadState&) override { mu_.unlock(); }
+  bool DoTryAcquire(ThreadState&) override { return word_.CompareExchange(kFree, kLocked); }
+  void DoAcquire(ThreadState&) override {
+    if (word_.CompareExchange(kFree, kLocked)) return;
+    // Announce a sleeper, then sleep until a release leaves the word free.
+    while (word_.Exchange(kContended) != kFree) word_.WaitWhile(kContended, 0);
+  }
+  void DoRelease(ThreadState&) override {
+    if (word_.Exchange(kFree) == kContended) word_.Wake();
+  }
   // DoYield: the default, DoRelease then DoAcquire, is exactly the old GIL.
   // Traits (policies.cc): requests no drops, uses ticks.
 
  private:
-  std::mutex mu_;
+  static constexpr uint32_t kFree = 0;
+  static constexpr uint32_t kLocked = 1;
+  static constexpr uint32_t kContended = 2;
+  FutexWord word_{kFree};
 };
 
 }  // namespace gillab::gil

@@ -1,7 +1,6 @@
 // newgil_lock.cc — CPython's take_gil / drop_gil; see newgil_lock.h for the notes.
 #include "gil/newgil_lock.h"
 
-#include <chrono>
 
 namespace gillab::gil {
 
@@ -13,11 +12,11 @@ int NewGilLock::waiting() const {
 void NewGilLock::DoAcquire(ThreadState& t) {
   std::unique_lock lock(mu_);
   if (locked_) {
-    const auto interval = std::chrono::microseconds(options().switch_interval_us);
+    const int64_t interval_ns = options().switch_interval_us * 1000;
     waiters_++;
     while (locked_) {
       const uint64_t saved_switch_number = switch_number_;
-      const bool timed_out = cond_.wait_for(lock, interval) == std::cv_status::timeout;
+      const bool timed_out = cond_.WaitForNs(lock, interval_ns);
       // Timed out and nobody got the lock meanwhile: time to ask the holder.
       if (timed_out && locked_ && switch_number_ == saved_switch_number) RequestDrop(t);
     }
@@ -39,18 +38,23 @@ void NewGilLock::TakeLocked(ThreadState& t) {
     last_holder_index_ = t.index();
     switch_number_++;
   }
-  switch_cond_.notify_one();  // forced switching: the dropper may now take it again
+  // Forced switching: the dropper may now take it again. Signalled only when
+  // a dropper waits (CPython signals always; with nobody waiting that is a
+  // no-op, and skipping it keeps the uncontended path free of the seam).
+  if (switch_waiters_ > 0) switch_cond_.NotifyOne();
   if (DropRequested()) ClearDrop();
 }
 
 void NewGilLock::Drop(ThreadState& t, bool requested) {
   std::unique_lock lock(mu_);
   locked_ = false;
-  cond_.notify_one();
+  if (waiters_ > 0) cond_.NotifyOne();  // waiters_ > 0 exactly when a thread may sleep on cond_
   if (requested && options().forced_switching && waiters_ > 0) {
     ClearDrop();
     // Not switched yet => wait (a waiter is in the loop above and will take it).
-    while (last_holder_index_ == t.index()) switch_cond_.wait(lock);
+    switch_waiters_++;
+    while (last_holder_index_ == t.index()) switch_cond_.Wait(lock);
+    switch_waiters_--;
   }
 }
 

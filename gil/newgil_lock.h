@@ -34,9 +34,9 @@
 // asks again after its next interval (I5).
 #pragma once
 
-#include <condition_variable>
 #include <mutex>
 
+#include "gil/cond_var.h"
 #include "gil/gil.h"
 
 namespace gillab::gil {
@@ -60,12 +60,13 @@ class NewGilLock final : public Gil {
   void Drop(ThreadState& t, bool requested);
 
   mutable std::mutex mu_;
-  std::condition_variable cond_;
-  std::condition_variable switch_cond_;
+  CondVar cond_;         // condition variables behind the platform seam (cond_var.h)
+  CondVar switch_cond_;
   bool locked_ = false;
   uint64_t switch_number_ = 0;
   int last_holder_index_ = -1;  // ThreadState::index(): compared, never dereferenced
   int waiters_ = 0;
+  int switch_waiters_ = 0;  // droppers waiting on switch_cond_ (forced switching)
 };
 
 }  // namespace gillab::gil

@@ -1,0 +1,66 @@
+// costs.h — what things cost in virtual time, and how the simulated OS
+// schedules (design §13). Every default says where it was measured; every
+// field can be overridden from the command line (`gillab simulate`) or an
+// experiment file.
+//
+// The reference machine is the project's 2-vCPU AMD EPYC KVM guest
+// (results/microbench.md). Figures there are from a quiet host unless noted.
+#pragma once
+
+#include <cstdint>
+
+namespace gillab::sim {
+
+// Costs of the simulated program, charged to the thread that runs it.
+struct CostTable {
+  // One VM instruction, any class: results/microbench.md, "VM speed": the
+  // countdown loop (2 dispatches per iteration) runs 2.10 ns per iteration
+  // on a quiet host, 3.99 ns under load -> ~1.05 ns per dispatch on a quiet
+  // host. cpu_spin (6 dispatches per iteration, one of them a native) ran
+  // 7.9 ns per iteration in `gillab vm cpu_spin` on this machine (1.3 ns per
+  // dispatch; the native call costs more than the others). Default: 1.3 ns.
+  double vm_instruction_ns = 1.3;
+  // One clock read (NowNs): results/microbench.md / clock.h, a bare TSC read
+  // scaled, ~9 ns on the reference VM.
+  int64_t clock_read_ns = 9;
+  // One lock operation that does not wait (Enter/Leave/BeginBlocking/
+  // EndBlocking/Yield's bookkeeping): uncontended Acquire+Release with
+  // statistics 37-41 ns (microbench.md, ticket/priority/newgil) -> ~20 ns each.
+  int64_t lock_op_ns = 20;
+};
+
+// The simulated kernel: cores, run queues, time slices, wake-up latencies.
+struct OsModel {
+  int cores = 2;
+  // A runnable thread is preempted after this long on a core when another
+  // thread waits in that core's run queue. Linux CFS with 2 CPUs:
+  // sched_latency 6 ms * (1 + log2 2) / nr_running..., min granularity
+  // 0.75-3 ms; 3 ms is the slice two CPU-bound threads get on this machine.
+  int64_t time_slice_ns = 3'000'000;
+  // A woken thread that was queued behind a running one preempts it once
+  // that one has run this long (CFS wake-up preemption:
+  // sched_wakeup_granularity 1 ms * (1 + log2 CPUs) = 2 ms with 2 CPUs).
+  int64_t wakeup_granularity_ns = 2'000'000;
+  // From a futex wake to the woken thread running, when it lands on the
+  // waker's core (which must first switch away): half the same-core futex
+  // ping-pong round trip, 3.5 us (microbench.md, quiet host) -> 1.75 us.
+  int64_t wake_same_core_ns = 1'750;
+  // The same to another, running-or-just-idle core: an IPI on a KVM guest.
+  int64_t wake_cross_core_ns = 5'000;
+  // Extra when the target core is halted idle (exit from the idle state,
+  // plus the hypervisor's halt-polling miss): the two-core futex ping-pong
+  // round trip is 35-45 us (microbench.md) -> ~20 us one way, of which
+  // wake_cross_core_ns is the IPI; the rest (15 us) is the idle exit.
+  int64_t idle_exit_ns = 15'000;
+  // Which of several threads sleeping on one address a wake picks: false,
+  // the oldest (Linux futexes queue equal-priority waiters in FIFO order,
+  // and glibc's condition variables signal the oldest group first); true,
+  // one drawn from the PRNG (an OS that promises no order).
+  bool random_wake_order = false;
+  // A context switch on one core (switching to a thread from the run queue).
+  // From the same-core ping-pong: 3.5 us round trip = 2 wakes + 2 switches;
+  // the switch itself ~1 us.
+  int64_t context_switch_ns = 1'000;
+};
+
+}  // namespace gillab::sim
