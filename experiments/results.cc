@@ -156,6 +156,11 @@ const std::vector<std::string>& RunColumns() {
     // before one existed reads it as empty.
     for (const auto& role : RowRoles())
       for (const auto& figure : servers::ModelFigureSpecs()) c.push_back(fmt::format("{}_{}", role, figure.name));
+    // The server process (design §10's C10K table): peak RSS, peak thread
+    // count, and the green hub's lock releases per request; last, as above.
+    for (const char* name : {"server_max_rss_kb", "server_threads_max", "hub_lock_releases_per_request",
+                             "hub_sched_latency_p99_ns"})
+      c.emplace_back(name);
     return c;
   }();
   return columns;
@@ -184,6 +189,10 @@ Row MakeRow(const Point& point, int repetition, const json& load, const json& se
   row["lock_handoff_p50_ns"] = Cell(serve, {"lock", "handoff_p50_ns"});
   row["lock_handoff_p99_ns"] = Cell(serve, {"lock", "handoff_p99_ns"});
   AddRoleColumns(serve, row);
+  row["server_max_rss_kb"] = Cell(serve, {"max_rss_kb"});
+  row["server_threads_max"] = Cell(serve, {"threads_max"});
+  row["hub_lock_releases_per_request"] = Cell(serve, {"hub", "lock_releases_per_request"});
+  row["hub_sched_latency_p99_ns"] = Cell(serve, {"hub", "sched_latency_ns", "p99"});
   return row;
 }
 

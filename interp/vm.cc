@@ -16,6 +16,13 @@
 // loop pays nothing for what it does not use. The loop reaches the execution
 // model (exec_model.h) only on slow paths: a check point is one relaxed load
 // of the flag the model gave for this Call.
+//
+// Coroutines (design §10): the loop runs on the stack and frames that
+// stack_base/frames_base point at — the Vm's own for Call, a Coroutine's for
+// Resume — and starts from saved registers (Regs). A blocking native whose
+// model parks the coroutine sets park_pending; the NATIVE handler then saves
+// the registers and returns, and the next Resume continues after it. A
+// coroutine's stack and frames grow in CALL's slow path (Grow).
 #include "interp/vm.h"
 
 #include <time.h>

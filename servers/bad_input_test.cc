@@ -590,7 +590,7 @@ TEST_P(StreamAttack, MessageAboveTheBudgetIsRefusedWhileOthersAreServed) {
   ExpectStopsCleanly();
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, StreamAttack, ::testing::Values("blocking", "nonblocking", "threaded"));
+INSTANTIATE_TEST_SUITE_P(Kinds, StreamAttack, ::testing::Values("blocking", "nonblocking", "threaded", "green"));
 
 // ---- zmq ------------------------------------------------------------------------
 

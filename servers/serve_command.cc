@@ -17,10 +17,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,11 +92,36 @@ class CountingEngine final : public Engine {
       if (id == 0 || id != uncounted_id_) requests_.fetch_add(1, std::memory_order_relaxed);
       return reply;
     }
+    // The green server's calls (design §10): counted when they finish.
+    std::unique_ptr<HandlerCall> StartCall(size_t id, std::string_view request) override {
+      auto call = inner_->StartCall(id, request);
+      if (id != 0 && id == uncounted_id_) return call;
+      return std::make_unique<CountedCall>(std::move(call), requests_);
+    }
     void BeginBlocking() override { inner_->BeginBlocking(); }
     void EndBlocking() override { inner_->EndBlocking(); }
     uint64_t blocking_sections() const override { return inner_->blocking_sections(); }
 
    private:
+    class CountedCall final : public HandlerCall {
+     public:
+      CountedCall(std::unique_ptr<HandlerCall> inner, std::atomic<uint64_t>& requests)
+          : inner_(std::move(inner)), requests_(requests) {}
+      Step Resume() override {
+        const Step step = inner_->Resume();
+        if (step == Step::kDone) requests_.fetch_add(1, std::memory_order_relaxed);
+        return step;
+      }
+      int64_t wait_us() const override { return inner_->wait_us(); }
+      std::string TakeReply() override { return inner_->TakeReply(); }
+      std::string where() const override { return inner_->where(); }
+      size_t bytes() const override { return inner_->bytes(); }
+
+     private:
+      std::unique_ptr<HandlerCall> inner_;
+      std::atomic<uint64_t>& requests_;
+    };
+
     std::unique_ptr<IoThread> inner_;
     std::atomic<uint64_t>& requests_;
     size_t uncounted_id_;
@@ -133,6 +162,57 @@ class SignalWaiter {
   std::atomic<bool> dismissed_{false};
   std::thread thread_;
 };
+
+// The process's thread count (/proc/self/status), sampled every 50 ms while
+// the server runs: its peak is what a thread-per-connection server paid
+// (C10K, design §10). Stop() joins at once.
+class ThreadCountSampler {
+ public:
+  ThreadCountSampler() : thread_([this] { Loop(); }) {}
+  ~ThreadCountSampler() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t peak() const { return peak_.load(); }
+
+ private:
+  static int64_t Now() {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with("Threads:")) return std::stoll(line.substr(8));
+    }
+    return 0;
+  }
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      peak_.store(std::max(peak_.load(), Now()));
+      cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stop_; });
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<int64_t> peak_{0};
+  std::thread thread_;
+};
+
+// The hub's figures (green server) also as the hub thread's model figures
+// (servers/engine_stats.h ModelFigureSpecs), which the runner's rows read.
+void AddHubFigures(nlohmann::json& stats, const nlohmann::json& hub) {
+  auto threads = stats.find("threads");
+  if (threads == stats.end() || !threads->is_array()) return;
+  for (auto& t : *threads) {
+    if (!t.is_object() || t.value("name", "") != "hub") continue;
+    t["model"]["green_switches"] = hub["resumes"];
+    t["model"]["ready_queue_p99_ns"] = hub["sched_latency_ns"]["p99"];
+  }
+}
 
 // The nonblocking server is meant to hold many idle connections (10,000 in
 // the measurement); the default soft limit of 1024 descriptors would
@@ -202,7 +282,8 @@ void Serve(ServeFlags flags) {
   ServerOptions server_options{.kind = flags.server, .endpoint = flags.endpoint,
                                .max_message_bytes = flags.max_message_bytes, .protocol = flags.protocol,
                                .http_parser = flags.http_parser, .http_routes = nullptr,
-                               .http_parser_handler_id = 0};
+                               .http_parser_handler_id = 0,
+                               .switch_interval_us = flags.engine.gil.switch_interval_us};
   ConfigureHttp(flags, server_options);
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
@@ -210,6 +291,7 @@ void Serve(ServeFlags flags) {
   CountingEngine counting(*engine, server_options.http_parser_handler_id);
   std::unique_ptr<Server> server = MakeServer(server_options, counting);
   server->Bind();
+  ThreadCountSampler thread_count;
   {
     SignalWaiter waiter(signals, *server);
     counting.StartCpuThreads();
@@ -223,6 +305,7 @@ void Serve(ServeFlags flags) {
     }
   }
   counting.StopCpuThreads();
+  thread_count.Stop();
   nlohmann::json stats = counting.Stats();
   if (!stats.is_object()) stats = nlohmann::json{{"engine_stats", stats}};
   stats["server"] = flags.server;
@@ -232,6 +315,13 @@ void Serve(ServeFlags flags) {
   stats["max_open_files"] = max_open_files;
   stats["protocol"] = flags.protocol;
   if (flags.protocol == "http") stats["http_parser"] = flags.http_parser;
+  if (nlohmann::json hub = server->Stats(); !hub.is_null()) {
+    AddHubFigures(stats, hub);
+    stats["hub"] = std::move(hub);
+  }
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) stats["max_rss_kb"] = usage.ru_maxrss;
+  stats["threads_max"] = thread_count.peak();
   if (!flags.trace_path.empty()) {
     counting.WriteTrace(flags.trace_path, stats);
     stats["trace"] = flags.trace_path;

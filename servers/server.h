@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "servers/engine.h"
 #include "servers/server_kinds.h"
 
@@ -39,6 +41,9 @@ struct ServerOptions {
   // `http_request` parser program among the engine's handlers.
   std::shared_ptr<const HttpRoutes> http_routes = nullptr;
   size_t http_parser_handler_id = 0;
+  // green: the hub runs ready coroutines for at most this long before it
+  // polls (the engine's switch interval, design §10).
+  int64_t switch_interval_us = 5000;
 };
 
 class Server {
@@ -52,6 +57,9 @@ class Server {
   virtual void Run() = 0;
   // Thread-safe, idempotent: makes Run() return soon.
   virtual void Stop() = 0;
+  // Figures of the server itself (the green hub's), after Run() has
+  // returned; null for servers that keep none.
+  virtual nlohmann::json Stats() const { return nullptr; }
 };
 
 // The server of kind options.kind (its row in server.cc's factory table);

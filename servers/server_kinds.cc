@@ -24,6 +24,8 @@ const std::vector<ServerKind>& ServerKindTable() {
        .summary = "one I/O thread, epoll, non-blocking sockets, many connections"},
       {.name = "threaded", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
        .summary = "one thread per connection, all sharing the engine's lock"},
+      {.name = "green", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
+       .summary = "one hub thread, epoll + timers, one coroutine per connection (gevent)"},
   };
   return kinds;
 }

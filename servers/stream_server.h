@@ -121,5 +121,6 @@ class StreamServer : public Server {
 std::unique_ptr<Server> MakeBlockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeNonblockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeThreadedServer(const ServerOptions& options, Engine& engine);
+std::unique_ptr<Server> MakeGreenServer(const ServerOptions& options, Engine& engine);
 
 }  // namespace gillab::servers

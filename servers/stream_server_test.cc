@@ -385,10 +385,10 @@ std::vector<Param> ServersWith(std::vector<std::string> kinds, std::vector<std::
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest,
-                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})),
+                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded", "green"}, {GILLAB_TEST_ENGINES})),
                          ParamName);
 INSTANTIATE_TEST_SUITE_P(Servers, ConcurrentStreamServerTest,
-                         testing::ValuesIn(ServersWith({"nonblocking", "threaded"}, {GILLAB_TEST_ENGINES})), ParamName);
+                         testing::ValuesIn(ServersWith({"nonblocking", "threaded", "green"}, {GILLAB_TEST_ENGINES})), ParamName);
 
 // ---------------------------------------------------------------------------
 // The lock discipline, with FakeEngine: the test thread holds the lock itself.
@@ -457,7 +457,7 @@ TEST_P(StreamServerLockTest, HandlerFailureClosesThatConnectionOnly) {
   EXPECT_EQ(good.RoundTrip("fine"), "fine");
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest, testing::Values("blocking", "nonblocking", "threaded"));
+INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest, testing::Values("blocking", "nonblocking", "threaded", "green"));
 
 // ---------------------------------------------------------------------------
 
