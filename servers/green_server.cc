@@ -163,7 +163,7 @@ class GreenServer final : public StreamServer {
     ++parks_;
     ++parked_;
     max_parked_ = std::max(max_parked_, parked_);
-    timers_.push({start_ns + std::max<int64_t>(c.call->wait_us(), 0) * 1000, c.conn.fd.get(), c.id});
+    timers_.push({gil::NowNs() + std::max<int64_t>(c.call->wait_us(), 0) * 1000, c.conn.fd.get(), c.id});
     return false;
   }
   void CountRequest() { ++requests_; }

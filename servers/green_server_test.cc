@@ -58,8 +58,15 @@ std::string HandlerFile() {
 
 class Served {
  public:
+  static EngineOptions Options(std::string policy) {
+    EngineOptions o;
+    o.engine = "toy";
+    o.policy = std::move(policy);
+    o.handler = HandlerFile();
+    return o;
+  }
   explicit Served(const std::string& kind, std::string policy = "newgil")
-      : engine_(MakeEngine({.engine = "toy", .policy = std::move(policy), .handler = HandlerFile()})),
+      : engine_(MakeEngine(Options(std::move(policy)))),
         server_(MakeServer({.kind = kind, .endpoint = "tcp://127.0.0.1:0"}, *engine_)) {
     server_->Bind();
     thread_ = std::thread([this] { server_->Run(); });
