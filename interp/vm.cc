@@ -161,7 +161,8 @@ struct Vm::Impl {
   // A running coroutine's frames or stack grow (doubling, up to the options'
   // limits; the registers are moved along); otherwise, or at the limit, the
   // call fails as it always has.
-  [[gnu::noinline]] void Grow(Frame*& fp, Slot*& sp, Slot*& L, const Instr* pc, const Function* f);
+  // Returns the registers, moved (by value: the loop's registers never have their address taken).
+  [[gnu::noinline]] Regs Grow(Frame* fp, Slot* sp, const Instr* pc, const Function* f);
   // The check point's and the tick's slow paths: sp is recorded first, since
   // the model may abort the unit (UnitAborted) there.
   [[gnu::noinline]] void CheckPointSlow(Vm& vm, Slot* sp);
@@ -361,7 +362,7 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   }
 }
 
-void Vm::Impl::Grow(Frame*& fp, Slot*& sp, Slot*& L, const Instr* pc, const Function* f) {
+Regs Vm::Impl::Grow(Frame* fp, Slot* sp, const Instr* pc, const Function* f) {
   sp_at_error = sp;
   Coroutine::State* co = running_co;
   if (fp + 1 == frames_end) {
@@ -389,16 +390,15 @@ void Vm::Impl::Grow(Frame*& fp, Slot*& sp, Slot*& L, const Instr* pc, const Func
     auto* grown = static_cast<Slot*>(std::realloc(static_cast<void*>(co->stack), cap * sizeof(Slot)));
     if (grown == nullptr) throw std::bad_alloc();
     const auto sp_at = sp - stack_base;
-    const auto L_at = L - stack_base;
     for (Frame* fr = frames_base; fr <= fp; ++fr) fr->base = grown + (fr->base - stack_base);
     co->stack = grown;
     co->stack_cap = cap;
     stack_base = grown;
     stack_limit = grown + cap;
     sp = grown + sp_at;
-    L = grown + L_at;
     sp_at_error = sp;
   }
+  return {pc, sp, fp};
 }
 
 void Vm::Impl::CheckPointSlow(Vm& vm, Slot* sp) {
@@ -823,9 +823,11 @@ Slot Vm::Impl::RunLoop(Vm& vm, Regs start, const std::atomic<bool>* breaker, int
   CASE(CALL) {
     const Function* f = F + OP_A;
     Slot* callee_base = sp - f->nparams;
-    if ((fp + 1 == frames_end) | (stack_limit - callee_base < f->nlocals + f->max_depth)) [[unlikely]] {
-      Grow(fp, sp, L, pc, f);  // a coroutine's stack grows; else FAILs
-      callee_base = sp - f->nparams;
+    if (fp + 1 == frames_end || stack_limit - callee_base < f->nlocals + f->max_depth) [[unlikely]] {
+      const Regs moved = Grow(fp, sp, pc, f);  // a coroutine's stack grows; else FAILs
+      fp = moved.fp;
+      sp = moved.sp;
+      callee_base = sp - f->nparams;  // L is set from it below; the caller's L is fp->base again on RET
     }
     fp->pc = pc;
     ++fp;
