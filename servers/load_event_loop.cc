@@ -202,9 +202,11 @@ class Loop {
     Note(i, std::move(message));
     Conn& conn = conns_[i];
     conn.failed = true;
-    if (conn.in_flight) --in_flight_;
+    if (conn.in_flight) {
+      --in_flight_;
+      if (measured_) --conn.sent;  // the request in flight was not answered: count it unsent
+    }
     conn.in_flight = false;
-    if (conn.sent > 0 && measured_) --conn.sent;  // the request in flight was not answered
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn.fd.get(), nullptr);
     conn.fd.reset();
   }
