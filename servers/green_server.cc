@@ -12,7 +12,10 @@
 // ready coroutines and serve socket events as the nonblocking server does (one
 // recv or send per event, each in its own BlockingSection). The hub holds the
 // engine's lock while running VM code, so under newgil it meets CPU threads in
-// the convoy as gevent's hub meets them under CPython's GIL.
+// the convoy as gevent's hub meets them under CPython's GIL. With
+// --hub-release poll it keeps the lock across its non-blocking accept, recv
+// and send and gives it up only around epoll_wait: one release per loop
+// instead of two or three per request (the convoy's fix, design §10).
 //
 // A parked request stays in its protocol (stream_protocol.h, HandlerParked);
 // the connection is not read until it has finished, and its replies leave in
@@ -99,7 +102,9 @@ class HubIo final : public IoThread {
 class GreenServer final : public StreamServer {
  public:
   GreenServer(const ServerOptions& options, Engine& engine)
-      : StreamServer(options, engine), slice_ns_(std::max<int64_t>(options.switch_interval_us, 1) * 1000) {}
+      : StreamServer(options, engine),
+        slice_ns_(std::max<int64_t>(options.switch_interval_us, 1) * 1000),
+        release_every_call_(options.hub_releases_every_call) {}
 
   void Run() override {
     RequireBound();
@@ -266,7 +271,7 @@ class GreenServer final : public StreamServer {
       int fd;
       std::string peer;
       {
-        BlockingSection released(io);
+        MaybeReleased released(io, release_every_call_);
         fd = AcceptNamed(listen_fd(), SOCK_NONBLOCK | SOCK_CLOEXEC, peer);
       }
       if (fd < 0) {
@@ -289,7 +294,7 @@ class GreenServer final : public StreamServer {
     if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) && reading) {
       ssize_t received;
       {
-        BlockingSection released(hub.inner());
+        MaybeReleased released(hub.inner(), release_every_call_);
         received = RecvSome(fd, chunk_.data(), chunk_.size());
         if (received > 0) conn.protocol->Feed(chunk_.data(), static_cast<size_t>(received));
       }
@@ -316,7 +321,7 @@ class GreenServer final : public StreamServer {
     if (conn.outbox_sent < conn.outbox.size()) {
       ssize_t sent;
       {
-        BlockingSection released(io);
+        MaybeReleased released(io, release_every_call_);
         sent = SendSome(conn.fd.get(), conn.outbox.data() + conn.outbox_sent, conn.outbox.size() - conn.outbox_sent,
                         MSG_DONTWAIT);
       }
@@ -363,7 +368,24 @@ class GreenServer final : public StreamServer {
     std::fflush(stderr);
   }
 
+  // A non-blocking socket call's blocking section, or none (--hub-release poll).
+  class MaybeReleased {
+   public:
+    MaybeReleased(IoThread& io, bool release) : io_(release ? &io : nullptr) {
+      if (io_) io_->BeginBlocking();
+    }
+    ~MaybeReleased() {
+      if (io_) io_->EndBlocking();
+    }
+    MaybeReleased(const MaybeReleased&) = delete;
+    MaybeReleased& operator=(const MaybeReleased&) = delete;
+
+   private:
+    IoThread* io_;
+  };
+
   int64_t slice_ns_;
+  bool release_every_call_;
   UniqueFd epoll_;
   std::vector<char> chunk_;
   std::unordered_map<int, std::unique_ptr<Client>> connections_;  // by socket fd

@@ -65,9 +65,15 @@ class Served {
     o.handler = HandlerFile();
     return o;
   }
-  explicit Served(const std::string& kind, std::string policy = "newgil")
-      : engine_(MakeEngine(Options(std::move(policy)))),
-        server_(MakeServer({.kind = kind, .endpoint = "tcp://127.0.0.1:0"}, *engine_)) {
+  static ServerOptions ServerOpts(const std::string& kind, bool release_every_call) {
+    ServerOptions o;
+    o.kind = kind;
+    o.endpoint = "tcp://127.0.0.1:0";
+    o.hub_releases_every_call = release_every_call;
+    return o;
+  }
+  explicit Served(const std::string& kind, std::string policy = "newgil", bool release_every_call = true)
+      : engine_(MakeEngine(Options(std::move(policy)))), server_(MakeServer(ServerOpts(kind, release_every_call), *engine_)) {
     server_->Bind();
     thread_ = std::thread([this] { server_->Run(); });
   }
@@ -92,9 +98,9 @@ void SendFrame(int fd, const std::string& payload) {
   ASSERT_EQ(SendSome(fd, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
 }
 
-// The reply frame, or "<closed>" when the server closed the connection.
-std::string ReadFrame(int fd) {
-  FrameReader reader(1 << 20);
+// The next reply frame, or "<closed>" when the server closed the connection.
+// `reader` keeps what a read brought beyond that frame (pipelined replies).
+std::string ReadFrame(int fd, FrameReader& reader) {
   std::string msg;
   char buf[4096];
   for (int reads = 0; reads < 10000; ++reads) {
@@ -104,6 +110,11 @@ std::string ReadFrame(int fd) {
     reader.Feed(buf, static_cast<size_t>(n));
   }
   return "<too many reads>";
+}
+// One reply on a connection that has no other reply in flight.
+std::string ReadFrame(int fd) {
+  FrameReader reader(1 << 20);
+  return ReadFrame(fd, reader);
 }
 
 TEST(GreenServerTest, ManyRequestsWaitAtOnceOnOneThread) {
@@ -125,6 +136,24 @@ TEST(GreenServerTest, ManyRequestsWaitAtOnceOnOneThread) {
   EXPECT_GT(hub["lock_releases_per_request"].get<double>(), 0.0);
 }
 
+// --hub-release poll: the lock is given up only around epoll_wait, not around
+// each recv and send (the convoy's fix): fewer releases per request.
+TEST(GreenServerTest, ReleasingOnlyAroundPollGivesUpTheLockLessOften) {
+  double per_request[2];
+  for (int poll_only = 0; poll_only < 2; ++poll_only) {
+    Served served("green", "newgil", /*release_every_call=*/poll_only == 0);
+    UniqueFd fd = served.Connect();
+    for (int i = 0; i < 50; ++i) {
+      SendFrame(fd.get(), "0");
+      ASSERT_EQ(ReadFrame(fd.get()), "done 0");
+    }
+    served.Stop();
+    per_request[poll_only] = served.server().Stats()["lock_releases_per_request"].get<double>();
+  }
+  EXPECT_GE(per_request[0], 3.0);  // epoll_wait, recv, send (and the timer's poll)
+  EXPECT_LE(per_request[1], per_request[0] - 1.5) << per_request[0] << " vs " << per_request[1];
+}
+
 TEST(GreenServerTest, SameHandlerBlocksAThreadPerConnectionUnderThreaded) {
   Served served("threaded");
   UniqueFd a = served.Connect();
@@ -142,9 +171,10 @@ TEST(GreenServerTest, PipelinedRequestsAreAnsweredInOrder) {
   std::string out;
   for (const char* r : {"30000", "0", "10000"}) AppendFrame(out, r);
   ASSERT_EQ(SendSome(fd.get(), out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
-  EXPECT_EQ(ReadFrame(fd.get()), "done 30000");
-  EXPECT_EQ(ReadFrame(fd.get()), "done 0");
-  EXPECT_EQ(ReadFrame(fd.get()), "done 10000");
+  FrameReader reader(1 << 20);
+  EXPECT_EQ(ReadFrame(fd.get(), reader), "done 30000");
+  EXPECT_EQ(ReadFrame(fd.get(), reader), "done 0");
+  EXPECT_EQ(ReadFrame(fd.get(), reader), "done 10000");
 }
 
 TEST(GreenServerTest, AFailingCoroutineCostsOnlyItsConnection) {

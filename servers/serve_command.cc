@@ -58,6 +58,7 @@ struct ServeFlags {
   std::string protocol = "frame";      // stream servers: frame | http
   std::string http_parser = "native";  // http: native | vm
   std::vector<std::string> mounts;     // http: /PATH=FILE
+  std::string hub_release;             // green: every_call (default) | poll
 };
 
 // Counts the requests the server answered, whatever the server kind, by
@@ -283,8 +284,10 @@ void Serve(ServeFlags flags) {
                                .max_message_bytes = flags.max_message_bytes, .protocol = flags.protocol,
                                .http_parser = flags.http_parser, .http_routes = nullptr,
                                .http_parser_handler_id = 0,
-                               .switch_interval_us = flags.engine.gil.switch_interval_us};
+                               .switch_interval_us = flags.engine.gil.switch_interval_us,
+                               .hub_releases_every_call = flags.hub_release != "poll"};
   ConfigureHttp(flags, server_options);
+  if (!flags.hub_release.empty() && flags.server != "green") throw UsageError("--hub-release needs --server green");
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
   std::unique_ptr<Engine> engine = MakeEngine(flags.engine);
@@ -378,6 +381,10 @@ void AddServeCommand(CLI::App& app) {
                   "http: native (C++, Beast, lock released) or vm (toy program http_request, under the lock; toy engine)")
       ->check(SettingValidator("http_parser"))
       ->capture_default_str();
+  cmd->add_option("--hub-release", flags->hub_release,
+                  "green: release the lock around every socket call (every_call, as gevent) or only around "
+                  "epoll_wait (poll)")
+      ->check(SettingValidator("hub_release"));
   cmd->add_option("--mount", flags->mounts,
                   "http: serve a handler program at a path, /PATH=FILE (repeatable); it gets the body (POST) or the "
                   "path's tail after /PATH/ (GET)");

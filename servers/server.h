@@ -44,6 +44,9 @@ struct ServerOptions {
   // green: the hub runs ready coroutines for at most this long before it
   // polls (the engine's switch interval, design §10).
   int64_t switch_interval_us = 5000;
+  // green: release the lock around every socket call (recv, send, accept and
+  // epoll_wait, as gevent under CPython) or, when false, only around epoll_wait.
+  bool hub_releases_every_call = true;
 };
 
 class Server {

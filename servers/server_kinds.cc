@@ -64,6 +64,11 @@ const std::vector<std::string>& StreamProtocolNames() {
   return names;
 }
 
+const std::vector<std::string>& HubReleaseNames() {
+  static const std::vector<std::string> names = {"every_call", "poll"};
+  return names;
+}
+
 const std::vector<std::string>& HttpParserNames() {
   static const std::vector<std::string> names = {"native", "vm"};
   return names;

@@ -61,5 +61,7 @@ std::string_view TransportName(Transport transport);
 // "vm"). Data here so that the settings schema links without the servers.
 const std::vector<std::string>& StreamProtocolNames();
 const std::vector<std::string>& HttpParserNames();
+// green: when the hub releases the engine's lock (design §10): every_call | poll.
+const std::vector<std::string>& HubReleaseNames();
 
 }  // namespace gillab::servers
