@@ -158,6 +158,11 @@ const std::vector<std::string>& RunColumns() {
       for (const auto& figure : servers::ModelFigureSpecs()) c.push_back(fmt::format("{}_{}", role, figure.name));
     // The stm conflict report's top line (serve's "model_report", interp/stm_model.h).
     c.emplace_back("stm_top_conflict");
+    // The server process (design §10's C10K table): peak RSS, peak thread
+    // count, and the green hub's lock releases per request; last, as above.
+    for (const char* name : {"server_max_rss_kb", "server_threads_max", "hub_lock_releases_per_request",
+                             "hub_sched_latency_p99_ns"})
+      c.emplace_back(name);
     return c;
   }();
   return columns;
@@ -193,6 +198,10 @@ Row MakeRow(const Point& point, int repetition, const json& load, const json& se
                                           c.value("site", std::string()), c.value("other_site", std::string()),
                                           c.value("count", int64_t{0}), c.value("lost_ns", int64_t{0}) / 1e6);
   }
+  row["server_max_rss_kb"] = Cell(serve, {"max_rss_kb"});
+  row["server_threads_max"] = Cell(serve, {"threads_max"});
+  row["hub_lock_releases_per_request"] = Cell(serve, {"hub", "lock_releases_per_request"});
+  row["hub_sched_latency_p99_ns"] = Cell(serve, {"hub", "sched_latency_ns", "p99"});
   return row;
 }
 

@@ -68,7 +68,7 @@ TEST(SettingRules, TheSameBadValueGetsTheSameMessageFromTomlOverrideAndFlag) {
       {"cpu_threads", "2000", "2000", "cpu_threads must be at most 1024 (got 2000)"},
       {"work_units", "-5", "-5", "work_units must be at least 0 (got -5)"},
       {"max_message_bytes", "0", "0", "max_message_bytes must be at least 1 (got 0)"},
-      {"server", "\"bogus\"", "bogus", "server must be one of zmq, multiprocessing, blocking, nonblocking, threaded, transactional, parallel (got 'bogus')"},
+      {"server", "\"bogus\"", "bogus", "server must be one of zmq, multiprocessing, blocking, nonblocking, threaded, green, transactional, parallel (got 'bogus')"},
       {"workers", "0", "0", "workers must be at least 1 (got 0)"},
       {"context_max_bytes", "-1", "-1", "context_max_bytes must be at least 0 (got -1)"},
       {"engine", "\"bogus\"", "bogus", "engine must be one of native, toy, cpython (got 'bogus')"},

@@ -142,7 +142,7 @@ bool Bounded(const Program& p) {
       if (ins.op == Op::CALL || (IsJump(ins.op) && ins.b < 0)) loops_or_calls = true;
       if (ins.op == Op::NATIVE) {
         const auto id = static_cast<NativeId>(ins.a);
-        if (id == NativeId::SLEEP_US || id == NativeId::SPIN_HOLDING_US || id == NativeId::PRINT) return false;
+        if (id == NativeId::SLEEP_US || id == NativeId::BACKEND_US || id == NativeId::SPIN_HOLDING_US || id == NativeId::PRINT) return false;
       }
     }
   }

@@ -101,18 +101,29 @@ struct SourceSite {
   int line = 0;
 };
 
-// A timed wait of a blocking native (sleep_us). Later kinds (a simulated
-// backend call, a socket wait) add fields here.
+// A timed wait of a blocking native. Every kind is a wait that uses no CPU
+// and leaves the heap alone (an STM model treats it as an outside effect).
 struct BlockingWait {
+  enum class Kind : uint8_t {
+    kSleep,    // sleep_us: time.sleep
+    kBackend,  // backend_us: a simulated downstream call (a database, another service)
+  };
   std::string_view native;  // the native's name, for traces and logs
   int64_t duration_us = 0;  // >= 0
-  SourceSite site{};        // the native's call site
+  Kind kind = Kind::kSleep;
+  // The caller is a coroutine (Vm::Resume, design §10) that can suspend here
+  // and let whoever resumes it perform the wait; false for Vm::Call.
+  bool parkable = false;
+  SourceSite site{};  // the native's call site
 };
 
 struct BlockResult {
   // From the end of the wait until the thread was inside the model again
   // (a GIL: the re-acquisition, the convoy-effect figure), in ns.
   int64_t resume_wait_ns = 0;
+  // The model did not wait: the coroutine suspends at this native and the
+  // resumer (a green hub) performs the wait. Only when wait.parkable.
+  bool parked = false;
 };
 
 // A shared-heap access the VM reports when traits().sees_heap_accesses.
@@ -197,8 +208,11 @@ class ExecModel {
   // TickInterval() instructions have run since the last tick. Returns inside.
   virtual void OnTick(ExecThread& t) = 0;
   // A blocking native: perform the wait, letting others run meanwhile, and
-  // return inside. The default is BeginBlocking, the wait on this OS thread,
-  // EndBlocking; a green model parks the coroutine instead.
+  // return inside. The default: a coroutine that can park (wait.parkable)
+  // parks ({.parked = true}, no wait: the hub that resumes it waits, design
+  // §10); a thread does BeginBlocking, the wait on this OS thread,
+  // EndBlocking. The same program thus blocks its OS thread under Vm::Call
+  // and yields to the hub under Vm::Resume (gevent's monkey-patching).
   virtual BlockResult Block(ExecThread& t, const BlockingWait& wait);
   // A native whose effect leaves the heap (now_ns, print) is about to run: an
   // STM unit becomes inevitable here. The GILs do nothing.

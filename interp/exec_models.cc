@@ -42,6 +42,7 @@ const std::vector<ModelRow>& Rows() {
 }  // namespace
 
 BlockResult ExecModel::Block(ExecThread& t, const BlockingWait& wait) {
+  if (wait.parkable) return {.parked = true};
   BeginBlocking(t);
   timespec ts{static_cast<time_t>(wait.duration_us / 1000000), static_cast<long>(wait.duration_us % 1000000) * 1000};
   while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {

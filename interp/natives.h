@@ -19,6 +19,7 @@ namespace gillab::interp {
 
 #define GILLAB_NATIVES(X)                                                                          \
   X(SLEEP_US, "sleep_us", 1, "(n) -> 0: release the lock, sleep n µs, re-acquire it (a blocking call)") \
+  X(BACKEND_US, "backend_us", 1, "(n) -> 0: a simulated downstream call: wait n µs without CPU, lock released (a coroutine yields to its hub)") \
   X(SPIN_HOLDING_US, "spin_holding_us", 1, "(n) -> 0: burn CPU for n µs WITHOUT releasing the lock (ends early on RequestStop)")    \
   X(SET_PRIORITY, "set_priority", 1, "(n) -> 0: set this thread's lock priority (policy `priority`)")   \
   X(NOW_NS, "now_ns", 0, "() -> monotonic clock in ns")                                              \

@@ -16,6 +16,13 @@
 // loop pays nothing for what it does not use. The loop reaches the execution
 // model (exec_model.h) only on slow paths: a check point is one relaxed load
 // of the flag the model gave for this Call.
+//
+// Coroutines (design §10): the loop runs on the stack and frames that
+// stack_base/frames_base point at — the Vm's own for Call, a Coroutine's for
+// Resume — and starts from saved registers (Regs). A blocking native whose
+// model parks the coroutine sets park_pending; the NATIVE handler then saves
+// the registers and returns, and the next Resume continues after it. A
+// coroutine's stack and frames grow in CALL's slow path (Grow).
 #include "interp/vm.h"
 
 #include <time.h>
@@ -27,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <new>
 
 #include <fmt/core.h>
 
@@ -45,6 +53,25 @@ struct Frame {
   Slot* base;          // L[0]
   const Instr* pc;     // where this frame resumes once its callee returns
 };
+
+// Where the loop starts (a call's first instruction) or resumes (after the
+// blocking native a coroutine parked in); L is fp->base.
+struct Regs {
+  const Instr* pc;
+  Slot* sp;
+  Frame* fp;
+};
+
+// Frame 0 of a call to `f` whose arguments are in place at base: the locals
+// past them zeroed. Returns the registers of its first instruction.
+Regs EnterFrame0(const Function* f, Slot* base, Frame* frames) {
+  frames->fn = f;
+  frames->base = base;
+  frames->pc = nullptr;
+  Slot* sp = base + f->nparams;
+  for (; sp < base + f->nlocals; ++sp) *sp = Slot::Int(0);
+  return {f->code.data(), sp, frames};
+}
 
 inline int64_t WrapAdd(int64_t a, int64_t b) {
   return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
@@ -86,18 +113,57 @@ std::string KeyText(const Slot& k) { return k.is_int() ? std::to_string(k.i) : "
 
 }  // namespace
 
+// A coroutine's own stack and frames (malloc'd, grown by Vm::Impl::Grow) and
+// its registers while it is not running.
+struct Coroutine::State {
+  Vm* vm = nullptr;  // the Vm that made it, the only one that may run it
+  Slot* stack = nullptr;
+  size_t stack_cap = 0;  // slots
+  Frame* frames = nullptr;
+  size_t frames_cap = 0;
+  Regs regs{nullptr, nullptr, nullptr};  // sp: every slot below it is owned; null once nothing is
+  ~State() {
+    if (regs.sp != nullptr) {
+      for (Slot* s = stack; s < regs.sp; ++s) DecRef(s->str);
+    }
+    std::free(stack);
+    std::free(frames);
+  }
+};
+
 struct Vm::Impl {
   Impl(std::shared_ptr<const Program> p, VmOptions o)
       : program(std::move(p)), options(o),
         stack(new Slot[std::max<size_t>(options.max_stack, 1)]),  // uninitialised: pages are touched on use
-        stack_limit(stack.get() + options.max_stack),
-        frames(new Frame[std::max<size_t>(options.max_call_depth, 1)]),
-        frames_end(frames.get() + std::max<size_t>(options.max_call_depth, 1)) {}
+        frames(new Frame[std::max<size_t>(options.max_call_depth, 1)]) {
+    DetachCoroutine();
+  }
 
   template <bool kBreaker, bool kTicks>
-  Slot RunLoop(Vm& vm, const Function* entry, Slot* base, const std::atomic<bool>* breaker, int64_t tick_interval);
+  Slot RunLoop(Vm& vm, Regs start, const std::atomic<bool>* breaker, int64_t tick_interval);
   // One attempt at the unit: the loop chosen for these options and this model.
-  Slot RunOnce(Vm& vm, const Function* entry, Slot* base);
+  Slot RunOnce(Vm& vm, Regs start);
+  // The loop runs on a coroutine's stack and frames (Resume) or on the Vm's own (Call).
+  void AttachCoroutine(Coroutine::State& co) {
+    running_co = &co;
+    stack_base = co.stack;
+    stack_limit = co.stack + co.stack_cap;
+    frames_base = co.frames;
+    frames_end = co.frames + co.frames_cap;
+  }
+  void DetachCoroutine() {
+    running_co = nullptr;
+    stack_base = stack.get();
+    stack_limit = stack.get() + options.max_stack;
+    frames_base = frames.get();
+    frames_end = frames.get() + std::max<size_t>(options.max_call_depth, 1);
+  }
+  // CALL's slow path: the callee's frame or its locals and stack do not fit.
+  // A running coroutine's frames or stack grow (doubling, up to the options'
+  // limits; the registers are moved along); otherwise, or at the limit, the
+  // call fails as it always has.
+  // Returns the registers, moved (by value: the loop's registers never have their address taken).
+  [[gnu::noinline]] Regs Grow(Frame* fp, Slot* sp, const Instr* pc, const Function* f);
   // The check point's and the tick's slow paths: sp is recorded first, since
   // the model may abort the unit (UnitAborted) there.
   [[gnu::noinline]] void CheckPointSlow(Vm& vm, Slot* sp);
@@ -124,10 +190,19 @@ struct Vm::Impl {
 
   std::shared_ptr<const Program> program;
   VmOptions options;
-  std::unique_ptr<Slot[]> stack;
-  Slot* stack_limit;
+  std::unique_ptr<Slot[]> stack;   // the Vm's own, for Call
   std::unique_ptr<Frame[]> frames;
+  // What the loop runs on: the Vm's own stack and frames, or a coroutine's.
+  Slot* stack_base;
+  Slot* stack_limit;
+  Frame* frames_base;
   Frame* frames_end;
+  Coroutine::State* running_co = nullptr;  // during Resume
+  // A blocking native parked the running coroutine (its model's Block said
+  // so): the NATIVE handler saves the registers in `parked` and leaves the loop.
+  bool park_pending = false;
+  BlockingWait park_wait;
+  Regs parked{nullptr, nullptr, nullptr};
   Slot* sp_at_error = nullptr;
   bool running = false;
   bool report_heap_accesses = false;  // the model's traits().sees_heap_accesses, read once per Call
@@ -161,10 +236,22 @@ Slot Vm::Impl::CallNative(Vm& vm, NativeId id, Slot* args, Slot* sp, const Frame
     return args[k].i;
   };
   switch (id) {
-    case NativeId::SLEEP_US: {
+    case NativeId::SLEEP_US:
+    case NativeId::BACKEND_US: {
       const int64_t us = int_arg(0);
-      if (us < 0) Fail(sp, fp, pc, fmt::format("sleep_us of a negative time ({})", us));
-      const BlockResult r = vm.model_.Block(vm.me_, {.native = info.name, .duration_us = us, .site = SiteOf(fp, pc)});
+      if (us < 0) Fail(sp, fp, pc, fmt::format("{} of a negative time ({})", info.name, us));
+      const BlockingWait wait{.native = info.name,
+                              .duration_us = us,
+                              .kind = id == NativeId::SLEEP_US ? BlockingWait::Kind::kSleep : BlockingWait::Kind::kBackend,
+                              .parkable = running_co != nullptr,
+                              .site = SiteOf(fp, pc)};
+      const BlockResult r = vm.model_.Block(vm.me_, wait);
+      if (r.parked) {
+        if (!wait.parkable) Fail(sp, fp, pc, fmt::format("the model parked a plain call at {}", info.name));
+        park_pending = true;  // the NATIVE handler leaves the loop once the result is pushed
+        park_wait = wait;
+        return Slot::Int(0);
+      }
       reacquire_wait_ns.Record(r.resume_wait_ns);
       return Slot::Int(0);
     }
@@ -293,6 +380,45 @@ Slot* Vm::Impl::StringOp(Op op, Slot* sp, const Frame* fp, const Instr* pc) {
   }
 }
 
+Regs Vm::Impl::Grow(Frame* fp, Slot* sp, const Instr* pc, const Function* f) {
+  sp_at_error = sp;
+  Coroutine::State* co = running_co;
+  if (fp + 1 == frames_end) {
+    const size_t depth_limit = std::max<size_t>(options.max_call_depth, 1);
+    if (co == nullptr || co->frames_cap >= depth_limit) {
+      Fail(sp, fp, pc, fmt::format("call depth exceeds max_call_depth ({}) calling '{}'", options.max_call_depth, f->name));
+    }
+    const size_t cap = std::min(depth_limit, co->frames_cap * 2);
+    auto* grown = static_cast<Frame*>(std::realloc(co->frames, cap * sizeof(Frame)));
+    if (grown == nullptr) throw std::bad_alloc();
+    fp = grown + (fp - co->frames);
+    co->frames = grown;
+    co->frames_cap = cap;
+    frames_base = grown;
+    frames_end = grown + cap;
+  }
+  const size_t callee_base = static_cast<size_t>(sp - stack_base) - static_cast<size_t>(f->nparams);
+  const size_t need = callee_base + static_cast<size_t>(f->nlocals + f->max_depth);
+  if (need > static_cast<size_t>(stack_limit - stack_base)) {
+    if (co == nullptr || need > options.max_stack) {
+      Fail(sp, fp, pc, fmt::format("stack overflow calling '{}': max_stack is {} values", f->name, options.max_stack));
+    }
+    const size_t cap = std::min(options.max_stack, std::max(need, co->stack_cap * 2));
+    // Slots are plain pairs (a pointer and an int): moving them is a copy.
+    auto* grown = static_cast<Slot*>(std::realloc(static_cast<void*>(co->stack), cap * sizeof(Slot)));
+    if (grown == nullptr) throw std::bad_alloc();
+    const auto sp_at = sp - stack_base;
+    for (Frame* fr = frames_base; fr <= fp; ++fr) fr->base = grown + (fr->base - stack_base);
+    co->stack = grown;
+    co->stack_cap = cap;
+    stack_base = grown;
+    stack_limit = grown + cap;
+    sp = grown + sp_at;
+    sp_at_error = sp;
+  }
+  return {pc, sp, fp};
+}
+
 void Vm::Impl::CheckPointSlow(Vm& vm, Slot* sp) {
   sp_at_error = sp;
   vm.model_.OnCheckPoint(vm.me_);
@@ -404,8 +530,7 @@ Slot* Vm::Impl::TableOpUnchecked(Op op, Slot* sp, const Frame* fp, const Instr* 
 }
 
 template <bool kBreaker, bool kTicks>
-Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::atomic<bool>* breaker,
-                       int64_t tick_interval) {
+Slot Vm::Impl::RunLoop(Vm& vm, Regs start, const std::atomic<bool>* breaker, int64_t tick_interval) {
   const Slot* const K = program->constants.data();
   const Function* const F = program->functions.data();
   Cell* const* const G = globals.data();
@@ -425,14 +550,10 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
   [[maybe_unused]] const bool budgeted = options.max_instructions > 0;
   [[maybe_unused]] uint64_t budget_left = options.max_instructions;
 
-  Frame* fp = frames.get();
-  fp->fn = entry;
-  fp->base = base;
-  fp->pc = nullptr;
-  Slot* L = base;
-  Slot* sp = base + entry->nparams;  // the arguments are in place
-  for (; sp < base + entry->nlocals; ++sp) *sp = Slot::Int(0);
-  const Instr* pc = entry->code.data();
+  Frame* fp = start.fp;
+  Slot* L = fp->base;
+  Slot* sp = start.sp;
+  const Instr* pc = start.pc;
   // Operands are read from the instruction just dispatched, only by the
   // handlers that use them: decoding eagerly costs registers the loop needs.
 #define OP_A (pc[-1].a)
@@ -747,11 +868,11 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
   CASE(CALL) {
     const Function* f = F + OP_A;
     Slot* callee_base = sp - f->nparams;
-    if (fp + 1 == frames_end) [[unlikely]] {
-      FAIL("call depth exceeds max_call_depth ({}) calling '{}'", options.max_call_depth, f->name);
-    }
-    if (stack_limit - callee_base < f->nlocals + f->max_depth) [[unlikely]] {
-      FAIL("stack overflow calling '{}': max_stack is {} values", f->name, options.max_stack);
+    if (fp + 1 == frames_end || stack_limit - callee_base < f->nlocals + f->max_depth) [[unlikely]] {
+      const Regs moved = Grow(fp, sp, pc, f);  // a coroutine's stack grows; else FAILs
+      fp = moved.fp;
+      sp = moved.sp;
+      callee_base = sp - f->nparams;  // L is set from it below; the caller's L is fp->base again on RET
     }
     fp->pc = pc;
     ++fp;
@@ -770,7 +891,7 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
       --sp;
       DecRef(sp->str);
     }
-    if (fp == frames.get()) return result;
+    if (fp == frames_base) return result;
     --fp;
     pc = fp->pc;
     L = fp->base;
@@ -786,6 +907,10 @@ Slot Vm::Impl::RunLoop(Vm& vm, const Function* entry, Slot* base, const std::ato
       DecRef(sp->str);
     }
     *sp++ = result;
+    if (park_pending) [[unlikely]] {  // a coroutine parked in a blocking native: resume after it
+      parked = {pc, sp, fp};
+      return Slot::Int(0);
+    }
     NEXT();
   }
 
@@ -964,17 +1089,17 @@ Vm::~Vm() = default;
 
 const gil::Histogram& Vm::reacquire_wait_ns() const { return impl_->reacquire_wait_ns; }
 
-Slot Vm::Impl::RunOnce(Vm& vm, const Function* f, Slot* base) {
+Slot Vm::Impl::RunOnce(Vm& vm, Regs start) {
   // Read once per attempt: the breaker's address and the tick interval.
   const int64_t tick_interval = options.eval_breaker ? vm.model_.TickInterval() : 0;
   const std::atomic<bool>* breaker = &vm.model_.EvalBreaker(vm.me_);
   report_heap_accesses = vm.model_.traits().sees_heap_accesses;
   const bool ticks = options.max_instructions > 0 || tick_interval > 0;
   if (!options.eval_breaker) {
-    return ticks ? RunLoop<false, true>(vm, f, base, breaker, 0) : RunLoop<false, false>(vm, f, base, breaker, 0);
+    return ticks ? RunLoop<false, true>(vm, start, breaker, 0) : RunLoop<false, false>(vm, start, breaker, 0);
   }
-  return ticks ? RunLoop<true, true>(vm, f, base, breaker, tick_interval)
-               : RunLoop<true, false>(vm, f, base, breaker, tick_interval);
+  return ticks ? RunLoop<true, true>(vm, start, breaker, tick_interval)
+               : RunLoop<true, false>(vm, start, breaker, tick_interval);
 }
 
 Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
@@ -1013,7 +1138,7 @@ Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
     for (const Value& v : args) *sp++ = v.is_int() ? Slot::Int(v.as_int()) : Slot::NewStr(v.shared_bytes());
     m.sp_at_error = nullptr;
     try {
-      result = m.RunOnce(*this, f, base);
+      result = m.RunOnce(*this, EnterFrame0(f, base, m.frames_base));
     } catch (const UnitAborted& e) {
       release_stack();
       try {
@@ -1059,6 +1184,117 @@ Value Vm::Call(std::string_view function, const std::vector<Value>& args) {
   Value out = Value::SharedBytes(result.str->bytes);
   DecRef(result.str);
   return out;
+}
+
+Coroutine::Coroutine(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Coroutine::~Coroutine() = default;
+
+size_t Coroutine::bytes() const {
+  return sizeof(Coroutine) + sizeof(State) + state_->stack_cap * sizeof(Slot) + state_->frames_cap * sizeof(Frame);
+}
+
+std::unique_ptr<Coroutine> Vm::Start(std::string_view function, const std::vector<Value>& args) {
+  Impl& m = *impl_;
+  const Program& program = *m.program;
+  if (model_.traits().units_may_abort) {
+    throw VmError(fmt::format("{}: policy '{}' may abort a unit, which cannot span a coroutine's suspensions",
+                              program.source_name, model_.name()));
+  }
+  const Function* f = program.Find(function);
+  if (f == nullptr) throw VmError(fmt::format("{}: no function '{}'", program.source_name, function));
+  if (args.size() != static_cast<size_t>(f->nparams)) {
+    throw VmError(fmt::format("{}: function '{}' takes {} argument(s), got {}", program.source_name, function,
+                              f->nparams, args.size()));
+  }
+  const auto need = static_cast<size_t>(f->nlocals + f->max_depth);
+  if (need > m.options.max_stack) {
+    throw VmError(fmt::format("{}: stack overflow calling '{}': max_stack is {} values", program.source_name, function,
+                              m.options.max_stack));
+  }
+  // Small to start: the entry function's needs (a callee grows it, Impl::Grow).
+  constexpr size_t kInitialFrames = 4;
+  auto state = std::make_unique<Coroutine::State>();
+  state->vm = this;
+  state->stack_cap = std::max<size_t>(need, 1);
+  state->stack = static_cast<Slot*>(std::malloc(state->stack_cap * sizeof(Slot)));
+  state->frames_cap = std::min<size_t>(kInitialFrames, std::max<size_t>(m.options.max_call_depth, 1));
+  state->frames = static_cast<Frame*>(std::malloc(state->frames_cap * sizeof(Frame)));
+  if (state->stack == nullptr || state->frames == nullptr) throw std::bad_alloc();
+  Slot* sp = state->stack;
+  for (const Value& v : args) {
+    *sp++ = v.is_int() ? Slot::Int(v.as_int()) : Slot::NewStr(v.shared_bytes());
+    state->regs.sp = sp;  // owned so far, should the next allocation fail
+  }
+  state->regs = EnterFrame0(f, state->stack, state->frames);
+  return std::unique_ptr<Coroutine>(new Coroutine(std::move(state)));
+}
+
+Coroutine::Status Vm::Resume(Coroutine& co, Value* result) {
+  using Status = Coroutine::Status;
+  Impl& m = *impl_;
+  Coroutine::State& s = *co.state_;
+  if (m.running) throw VmError("Vm::Resume is not re-entrant");
+  if (s.vm != this) throw VmError("Vm::Resume of a coroutine made by another Vm");
+  if (co.status_ == Status::kDone || co.status_ == Status::kFailed) throw VmError("Vm::Resume of a finished coroutine");
+  const Function& entry = *s.frames[0].fn;
+  if (co.status_ == Status::kReady) {
+    model_.BeginUnit(me_);  // the unit spans every Resume until the end
+  }
+  m.AttachCoroutine(s);
+  m.running = true;
+  m.park_pending = false;
+  m.sp_at_error = nullptr;
+  Slot out;
+  try {
+    out = m.RunOnce(*this, s.regs);
+  } catch (...) {
+    // As Call: release what the stack owned where it ended; nothing to resume.
+    if (m.sp_at_error != nullptr) {
+      for (Slot* p = m.stack_base; p < m.sp_at_error; ++p) DecRef(p->str);
+    }
+    s.regs.sp = nullptr;
+    m.DetachCoroutine();
+    m.running = false;
+    co.status_ = Status::kFailed;
+    model_.EndUnit(me_, UnitEnd::kFailed);
+    throw;
+  }
+  m.DetachCoroutine();
+  m.running = false;
+  if (m.park_pending) {
+    m.park_pending = false;
+    s.regs = m.parked;
+    co.wait_ = m.park_wait;
+    co.status_ = Status::kSuspended;
+    return Status::kSuspended;
+  }
+  s.regs.sp = nullptr;  // RET of frame 0 released the stack
+  co.status_ = Status::kFailed;
+  const std::string& source = m.program->source_name;
+  if (model_.EndUnit(me_, UnitEnd::kCommitted) == UnitVerdict::kRetry) {
+    DecRef(out.str);
+    throw VmError(fmt::format("{}: function '{}': a coroutine's unit cannot be re-run", source, entry.name));
+  }
+  if (out.is_table()) {
+    DecRef(out.str);
+    throw VmError(fmt::format("{}: function '{}' returned a table: return an int or bytes", source, entry.name));
+  }
+  co.status_ = Status::kDone;
+  if (result != nullptr) *result = out.is_int() ? Value::Int(out.i) : Value::SharedBytes(out.str->bytes);
+  DecRef(out.str);
+  return Status::kDone;
+}
+
+std::string Vm::Where(const Coroutine& co) const {
+  const Coroutine::State& s = *co.state_;
+  const Function& entry = *s.frames[0].fn;
+  if (co.status() != Coroutine::Status::kSuspended || s.regs.fp == nullptr) {
+    return fmt::format("{}:{} ({})", impl_->program->source_name, entry.declared_at.line, entry.name);
+  }
+  const Function& f = *s.regs.fp->fn;
+  const auto index = static_cast<size_t>(s.regs.pc - f.code.data()) - 1;  // the native, just run
+  const SourcePos p = index < f.pos.size() ? f.pos[index] : f.declared_at;
+  return fmt::format("{}:{} ({})", impl_->program->source_name, p.line, f.name);
 }
 
 std::string ProgramsDir() {

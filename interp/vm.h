@@ -75,6 +75,50 @@ struct VmError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class Vm;
+
+// A resumable call (design §10): one function call whose frames and value
+// stack live in this object instead of on the Vm, so that it can suspend and
+// be resumed later while the same Vm runs other calls and coroutines. It is
+// stackless: nothing of it lives on a C stack. A coroutine suspends only
+// inside a blocking native (sleep_us, backend_us) at an instruction boundary
+// — the native's wait is handed to whoever resumes it — and resumes right
+// after that native. Its stack starts small (the entry function's needs) and
+// grows on calls up to VmOptions::max_stack, so a suspended small handler
+// costs a few hundred bytes (bytes()).
+//
+// Made by Vm::Start, run by Vm::Resume on the Vm that made it, inside the
+// model, one Resume at a time. Destroy it inside the model on the Vm's thread
+// (it releases the values its stack holds); it must not outlive its Vm.
+class Coroutine {
+ public:
+  enum class Status : uint8_t {
+    kReady,      // made, never run
+    kSuspended,  // parked at a blocking native: wait() says what it waits for
+    kDone,       // returned: result()
+    kFailed,     // threw a VmError out of Resume; nothing to resume
+  };
+  ~Coroutine();
+  Coroutine(const Coroutine&) = delete;
+  Coroutine& operator=(const Coroutine&) = delete;
+
+  Status status() const { return status_; }
+  // While kSuspended: the wait its blocking native asked for (the native name
+  // points into the native table and stays valid).
+  const BlockingWait& wait() const { return wait_; }
+  // Heap bytes this coroutine holds now (the object, its stack and frames; not
+  // the strings its slots point to).
+  size_t bytes() const;
+
+ private:
+  friend class Vm;
+  struct State;
+  explicit Coroutine(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+  Status status_ = Status::kReady;
+  BlockingWait wait_;
+};
+
 struct VmOptions {
   // Compile-time-like switch for the benchmark: when false the check points do
   // not read the eval breaker (the VM then never yields on request).
@@ -105,6 +149,20 @@ class Vm {
   // Runs `function` with `args` as one atomic unit; the calling thread must
   // be inside the model and is inside again on return. Throws VmError.
   Value Call(std::string_view function, const std::vector<Value>& args);
+  // Coroutines (design §10). Start prepares `function` with `args` as a
+  // coroutine without running it (VmError: no such function, wrong arity,
+  // or a model whose units may abort: a unit cannot span suspensions there).
+  // Resume runs it, on this Vm's thread inside the model, until it suspends
+  // at a blocking native (returns kSuspended; perform co.wait(), then Resume
+  // again) or returns (kDone; the value is returned in `result`). A VmError
+  // thrown from Resume ends only that coroutine (kFailed). Each coroutine
+  // is one atomic unit from its first Resume to its end. Resume is not
+  // re-entrant, nor callable during Call.
+  std::unique_ptr<Coroutine> Start(std::string_view function, const std::vector<Value>& args);
+  Coroutine::Status Resume(Coroutine& co, Value* result);
+  // "PROGRAM:LINE (function)": the blocking native a suspended coroutine
+  // parked in, else its entry function (for the hub's "blocked by" line).
+  std::string Where(const Coroutine& co) const;
   // Thread-safe: from now on the native should_stop returns 1 (cpu_spin's loop
   // test), and a running spin_holding_us returns at once.
   void RequestStop() { stop_.store(true, std::memory_order_relaxed); }

@@ -14,11 +14,18 @@
 //   BM_GlobalReadWrite/1       the same, concurrent heap (policy `none`: every gload/gstore takes the cell's lock)
 //   BM_HeapOverhead            the three alternated in one benchmark: global_over_local_pct and
 //                              concurrent_over_plain_pct against baselines of the same run (thread CPU time)
+//   BM_CoroutineSwitch/N       ns per switch pair (design §10): N coroutines loop on `sleep_us 0`; each
+//                              iteration pops one from a ready queue, resumes it until it parks again
+//                              (resume + suspend), and queues it. bytes_per_coroutine: what each holds
+//                              suspended (Coroutine::bytes()). scripts/coroutine_speed sets it beside
+//                              Lua 5.4's coroutine.resume/yield pair.
 // The VM runs under the execution model of each policy (MakeExecModel): the
 // check points read the model's eval breaker, exactly as the servers do.
 // Each iteration of the countdown is 2 instructions (inc, and jgt_li: the
 // assembler's fusion of load/push/jgt); the loop is `while n > 0: n = n - 1`, the one scripts/vm_speed runs in Lua and CPython.
 #include <time.h>
+
+#include <deque>
 
 #include <benchmark/benchmark.h>
 
@@ -149,6 +156,39 @@ void BM_HeapOverhead(benchmark::State& state) {
   state.counters["concurrent_over_plain_pct"] = 100.0 * (static_cast<double>(ns[2]) / static_cast<double>(ns[1]) - 1.0);
 }
 
+// A coroutine that parks at every iteration: resume, `sleep_us 0` parks it.
+constexpr const char* kYieldLoop = R"(
+func loop
+  var n
+again:
+  inc n 1
+  push 0
+  native sleep_us
+  pop
+  jmp again
+  load n
+  ret
+end
+)";
+
+void BM_CoroutineSwitch(benchmark::State& state) {
+  Bench b("newgil");
+  Vm vm(Assemble(kYieldLoop, "yield_loop.gasm"), *b.model, *b.me);
+  std::vector<std::unique_ptr<Coroutine>> cos;
+  std::deque<Coroutine*> ready;
+  for (int64_t i = 0; i < state.range(0); ++i) {
+    cos.push_back(vm.Start("loop", {}));
+    ready.push_back(cos.back().get());
+  }
+  for (auto _ : state) {
+    Coroutine* co = ready.front();
+    ready.pop_front();
+    benchmark::DoNotOptimize(vm.Resume(*co, nullptr));
+    ready.push_back(co);
+  }
+  state.counters["bytes_per_coroutine"] = static_cast<double>(cos.front()->bytes());
+}
+
 BENCHMARK(BM_CountdownLoop)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountdownLoopNoBreaker)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountdownLoopMutexTicks)->Unit(benchmark::kMillisecond);
@@ -156,6 +196,7 @@ BENCHMARK(BM_EvalBreakerOverhead)->Unit(benchmark::kMillisecond)->MinTime(0.5)->
 BENCHMARK(BM_LocalReadWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GlobalReadWrite)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_HeapOverhead)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_CoroutineSwitch)->Arg(1)->Arg(1000)->Arg(10000);
 
 }  // namespace
 }  // namespace gillab::interp

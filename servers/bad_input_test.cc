@@ -600,9 +600,9 @@ TEST_P(StreamAttack, MessageAboveTheBudgetIsRefusedWhileOthersAreServed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, StreamAttack,
-                         ::testing::Values("blocking", "nonblocking", "threaded", "transactional", "parallel"));
+                         ::testing::Values("blocking", "nonblocking", "threaded", "green", "transactional", "parallel"));
 INSTANTIATE_TEST_SUITE_P(Kinds, StreamAttackOutOfMemory,
-                         ::testing::Values("blocking", "nonblocking", "threaded", "transactional"));
+                         ::testing::Values("blocking", "nonblocking", "threaded", "green", "transactional"));
 
 // ---- zmq ------------------------------------------------------------------------
 

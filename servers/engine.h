@@ -59,6 +59,27 @@ struct EngineOptions {
   int64_t stall_threshold_ms = 1000;
 };
 
+// One handler call that may suspend (design §10: a green server's
+// coroutine). The toy engine runs it as a VM coroutine that parks in
+// blocking natives (sleep_us, backend_us) and hands the wait to its caller;
+// other engines run the handler to its end at the first Resume. Made and
+// resumed by its IoThread's thread, lock held; destroy it there too.
+class HandlerCall {
+ public:
+  enum class Step { kDone, kParked };
+  virtual ~HandlerCall() = default;
+  // Lock held. Runs until the handler returns (kDone: TakeReply()) or parks
+  // (kParked: wait the wait_us() µs, lock released, then Resume again).
+  // Throws std::runtime_error when the handler fails (the call is then over).
+  virtual Step Resume() = 0;
+  virtual int64_t wait_us() const = 0;
+  virtual std::string TakeReply() = 0;
+  // Where it is, for the hub's "blocked by" line: "PROGRAM:LINE (function)".
+  virtual std::string where() const { return "handler"; }
+  // Memory it holds while parked (the coroutine's stack and frames), in bytes.
+  virtual size_t bytes() const { return 0; }
+};
+
 // One I/O thread's handle: created in that thread, holding the lock from
 // creation to destruction except inside blocking sections.
 class IoThread {
@@ -74,6 +95,10 @@ class IoThread {
     if (id == 0) return Handle(request);
     throw std::runtime_error("this engine has no handler #" + std::to_string(id) + " (it loads only its --handler)");
   }
+  // Handler `id` on `request` as a call that may suspend (HandlerCall). The
+  // default runs HandleWith at the first Resume and never parks; the toy
+  // engine returns a VM coroutine.
+  virtual std::unique_ptr<HandlerCall> StartCall(size_t id, std::string_view request);
   virtual void BeginBlocking() = 0;  // release the lock before a blocking call
   virtual void EndBlocking() = 0;    // re-acquire it after the call
   virtual uint64_t blocking_sections() const = 0;  // lock releases so far (for tests)

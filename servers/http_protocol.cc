@@ -50,16 +50,18 @@ class HttpProtocol final : public StreamProtocol {
 
   Next Process(IoThread& io, std::string& outbox, const std::string& peer) override {
     if (closing_) return Next::kCloseAfterReply;
-    Advance(&io);
-    for (const Ready& request : ready_) {
+    if (ready_.empty()) Advance(&io);  // else a parked call's request (HandlerParked) comes first
+    for (; answered_ < ready_.size(); ++answered_) {
+      const Ready& request = ready_[answered_];
       const std::string_view body = std::string_view(buffer_).substr(request.body_offset, request.head.content_length);
-      Answer(io, outbox, peer, request.head, body);
+      Answer(io, outbox, peer, request.head, body);  // HandlerParked leaves it unanswered
       if (!request.head.keep_alive) {
         closing_ = true;  // pipelined requests after this one are not answered (RFC 9112 §9.6)
         break;
       }
     }
     ready_.clear();
+    answered_ = 0;
     if (closing_) return Next::kCloseAfterReply;
     if (error_) {
       ReportPeer(peer, fmt::format("{} {}: {}; closing connection", error_->status, ReasonPhrase(error_->status),
@@ -158,6 +160,7 @@ class HttpProtocol final : public StreamProtocol {
   size_t parser_id_;
   std::shared_ptr<const HttpRoutes> routes_;
   std::string buffer_;
+  size_t answered_ = 0;            // ready_[0..answered_) have their replies in the outbox
   size_t consumed_ = 0;            // bytes of buffer_ that belong to parsed requests
   std::optional<HttpHead> head_;   // parsed, its body still arriving
   std::vector<Ready> ready_;       // complete, not yet answered

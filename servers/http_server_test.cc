@@ -155,7 +155,7 @@ std::string ParamName(const testing::TestParamInfo<Param>& info) {
 
 std::vector<Param> AllParams() {
   std::vector<Param> out;
-  for (const char* kind : {"blocking", "nonblocking", "threaded", "transactional"}) {
+  for (const char* kind : {"blocking", "nonblocking", "threaded", "green", "transactional"}) {
     out.push_back({kind, "native", "native"});
     out.push_back({kind, "toy", "native"});
     out.push_back({kind, "toy", "vm"});
@@ -506,7 +506,7 @@ TEST_P(HttpLockTest, HandlerWaitsForTheLock) {
   EXPECT_EQ(client.Read().body, "blocked");
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, HttpLockTest, testing::Values("blocking", "nonblocking", "threaded", "transactional"));
+INSTANTIATE_TEST_SUITE_P(Servers, HttpLockTest, testing::Values("blocking", "nonblocking", "threaded", "green", "transactional"));
 
 INSTANTIATE_TEST_SUITE_P(All, HttpServerTest, testing::ValuesIn(AllParams()), ParamName);
 

@@ -16,6 +16,7 @@
 #include "gil/clock.h"
 #include "gil/error.h"
 #include "servers/client_connection.h"
+#include "servers/load_event_loop.h"
 
 namespace gillab::servers {
 namespace {
@@ -129,6 +130,15 @@ LoadResult RunLoad(const LoadOptions& options) {
   CheckEndpoint(result.transport, options.endpoint);
 
   const int c = options.connections;
+  if (result.transport == "stream" && c >= kEventLoopMinConnections) {
+    // Many connections (C10K): one epoll loop instead of a thread each (load_event_loop.h).
+    PayloadSource payloads(static_cast<size_t>(options.message_bytes), options.seed * 1000003);
+    RunFrameLoadOnEpoll(options, expect_echo, [&](std::string& out) {
+      if (options.payload.empty()) payloads.Next(out);
+      else out = options.payload;
+    }, result);
+    return result;
+  }
   std::vector<Worker> workers(c);
   for (int i = 0; i < c; ++i) {
     workers[i].index = i;

@@ -127,6 +127,57 @@ TEST(LoadClient, ClosedLoopCompletesEveryRequestOnEveryConnection) {
   EXPECT_LE(r.latency_ns.Percentile(50), r.latency_ns.max());
 }
 
+// From kEventLoopMinConnections connections on, one epoll loop drives them all
+// (load_event_loop.h): the same counts, checks and open-loop accounting.
+TEST(LoadClientEventLoop, ClosedLoopCompletesEveryRequestOnEveryConnection) {
+  FakeStreamServer server({});
+  LoadOptions o = Options(server.endpoint(), 1001, 100);
+  o.connections = 200;
+  o.warmup = 200;
+  const LoadResult r = RunLoad(o);
+  EXPECT_EQ(r.requests, 1001);
+  EXPECT_EQ(r.errors, 0);
+  EXPECT_EQ(r.unsent, 0);
+  EXPECT_EQ(r.latency_ns.count(), 1001u);
+  EXPECT_GT(r.seconds, 0);
+  EXPECT_GT(r.latency_ns.min(), 0);
+}
+
+TEST(LoadClientEventLoop, OpenLoopChargesAStallToEveryRequestItDelayed) {
+  // 200 connections at 2,000 req/s over all: 0.2 s of schedule. The whole
+  // server stalls 300 ms before request #100: the requests meant for that
+  // time are late, and their latency counts from their intended send time.
+  FakeStreamServer server({.stall_at = 100, .stall_ms = 300});
+  LoadOptions o = Options(server.endpoint(), 400, 16);
+  o.connections = 200;
+  o.rate = 2000;
+  const LoadResult r = RunLoad(o);
+  EXPECT_EQ(r.requests, 400);
+  EXPECT_EQ(r.errors, 0);
+  EXPECT_GE(r.latency_ns.max(), 300'000'000);
+}
+
+TEST(LoadClientEventLoop, CorruptedRepliesAndHangUpsAreErrors) {
+  {
+    FakeStreamServer server({.flip_byte = true});
+    LoadOptions o = Options(server.endpoint(), 300, 32);
+    o.connections = 150;
+    const LoadResult r = RunLoad(o);
+    EXPECT_EQ(r.requests, 0);
+    EXPECT_EQ(r.errors, 300);
+    EXPECT_EQ(r.latency_ns.count(), 0u);
+  }
+  {
+    FakeStreamServer server({.close_after = 1});
+    LoadOptions o = Options(server.endpoint(), 450, 32);
+    o.connections = 150;
+    const LoadResult r = RunLoad(o);
+    EXPECT_EQ(r.requests, 150);  // one reply per connection, then the hang-up
+    EXPECT_EQ(r.errors, 150);    // one error per connection
+    EXPECT_EQ(r.unsent, 300);
+  }
+}
+
 TEST(LoadClient, ThinkTimeIsOutsideTheLatency) {
   FakeStreamServer server({});
   LoadOptions o = Options(server.endpoint(), 20, 8);

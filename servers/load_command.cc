@@ -5,6 +5,8 @@
 // or non-2xx reply was counted (the summary is printed first), 2 for bad usage.
 // Flags that set an experiment setting are checked by its one rule
 // (servers/settings.h).
+#include <sys/resource.h>
+
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
@@ -32,7 +34,7 @@ void AddLoadCommand(CLI::App& app) {
                                    "send these bytes as every request instead of random ones (e.g. 20000 for "
                                    "--handler primes)");
   bytes->excludes(payload);
-  load->add_option("--connections", options->connections, "connections, one thread each")
+  load->add_option("--connections", options->connections, "connections: one thread each, or one epoll loop for 128 and more")
       ->check(SettingValidator("connections"))
       ->capture_default_str();
   auto* think = load->add_option("--think-us", options->think_us, "closed loop: sleep after each reply")
@@ -67,6 +69,12 @@ void AddLoadCommand(CLI::App& app) {
     }
     if (!options->payload.empty()) options->message_bytes = static_cast<int64_t>(options->payload.size());
     options->expect_echo = *expect != "any";  // "" (the experiment default) is echo here
+    // --connections 10000 (C10K) needs more descriptors than the usual soft limit of 1024.
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
     const LoadResult result = RunLoad(*options);
     fmt::print("{}", result.Summary());
     std::fflush(stdout);

@@ -17,10 +17,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +63,7 @@ struct ServeFlags {
   std::string framework_clock = "none";  // transactional: now_ns | transaction_time | none
   std::vector<std::string> mounts;     // http: /PATH=FILE
   int64_t context_max_bytes = 0;       // parallel: per-context arena limit (0: none)
+  std::string hub_release;             // green: every_call (default) | poll
 };
 
 // Counts the requests the server answered, whatever the server kind, by
@@ -97,11 +102,36 @@ class CountingEngine final : public Engine {
       if (id == 0 || id != uncounted_id_) requests_.fetch_add(1, std::memory_order_relaxed);
       return reply;
     }
+    // The green server's calls (design §10): counted when they finish.
+    std::unique_ptr<HandlerCall> StartCall(size_t id, std::string_view request) override {
+      auto call = inner_->StartCall(id, request);
+      if (id != 0 && id == uncounted_id_) return call;
+      return std::make_unique<CountedCall>(std::move(call), requests_);
+    }
     void BeginBlocking() override { inner_->BeginBlocking(); }
     void EndBlocking() override { inner_->EndBlocking(); }
     uint64_t blocking_sections() const override { return inner_->blocking_sections(); }
 
    private:
+    class CountedCall final : public HandlerCall {
+     public:
+      CountedCall(std::unique_ptr<HandlerCall> inner, std::atomic<uint64_t>& requests)
+          : inner_(std::move(inner)), requests_(requests) {}
+      Step Resume() override {
+        const Step step = inner_->Resume();
+        if (step == Step::kDone) requests_.fetch_add(1, std::memory_order_relaxed);
+        return step;
+      }
+      int64_t wait_us() const override { return inner_->wait_us(); }
+      std::string TakeReply() override { return inner_->TakeReply(); }
+      std::string where() const override { return inner_->where(); }
+      size_t bytes() const override { return inner_->bytes(); }
+
+     private:
+      std::unique_ptr<HandlerCall> inner_;
+      std::atomic<uint64_t>& requests_;
+    };
+
     std::unique_ptr<IoThread> inner_;
     std::atomic<uint64_t>& requests_;
     size_t uncounted_id_;
@@ -164,6 +194,57 @@ class SignalWaiter {
   std::atomic<bool> dismissed_{false};
   std::thread thread_;
 };
+
+// The process's thread count (/proc/self/status), sampled every 50 ms while
+// the server runs: its peak is what a thread-per-connection server paid
+// (C10K, design §10). Stop() joins at once.
+class ThreadCountSampler {
+ public:
+  ThreadCountSampler() : thread_([this] { Loop(); }) {}
+  ~ThreadCountSampler() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t peak() const { return peak_.load(); }
+
+ private:
+  static int64_t Now() {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with("Threads:")) return std::stoll(line.substr(8));
+    }
+    return 0;
+  }
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      peak_.store(std::max(peak_.load(), Now()));
+      cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stop_; });
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<int64_t> peak_{0};
+  std::thread thread_;
+};
+
+// The hub's figures (green server) also as the hub thread's model figures
+// (servers/engine_stats.h ModelFigureSpecs), which the runner's rows read.
+void AddHubFigures(nlohmann::json& stats, const nlohmann::json& hub) {
+  auto threads = stats.find("threads");
+  if (threads == stats.end() || !threads->is_array()) return;
+  for (auto& t : *threads) {
+    if (!t.is_object() || t.value("name", "") != "hub") continue;
+    t["model"]["green_switches"] = hub["resumes"];
+    t["model"]["ready_queue_p99_ns"] = hub["sched_latency_ns"]["p99"];
+  }
+}
 
 // The nonblocking server is meant to hold many idle connections (10,000 in
 // the measurement); the default soft limit of 1024 descriptors would
@@ -239,16 +320,22 @@ void Serve(ServeFlags flags) {
                                .http_parser = flags.http_parser, .http_routes = nullptr,
                                .http_parser_handler_id = 0, .workers = flags.workers,
                                .context_max_bytes = flags.context_max_bytes,
-                               .context_stall_ms = flags.engine.stall_threshold_ms};
+                               .context_stall_ms = flags.engine.stall_threshold_ms,
+                               .switch_interval_us = flags.engine.gil.switch_interval_us,
+                               .hub_releases_every_call = flags.hub_release != "poll"};
   ConfigureHttp(flags, server_options);
   // A kind that runs a framework gets it around every handler call (design §12).
   if (RequireServerKind(flags.server).runs_framework) flags.engine.framework_clock = flags.framework_clock;
+  if (!flags.hub_release.empty() && !RequireServerKind(flags.server).hub) {
+    throw UsageError(fmt::format("--hub-release needs a server with a hub (green); the {} server has none", flags.server));
+  }
 
   const uint64_t max_open_files = RaiseOpenFileLimit();
   std::unique_ptr<Engine> engine = MakeEngine(flags.engine);
   CountingEngine counting(*engine, server_options.http_parser_handler_id);
   std::unique_ptr<Server> server = MakeServer(server_options, counting);
   server->Bind();
+  ThreadCountSampler thread_count;
   {
     SignalWaiter waiter(signals, *server);
     counting.StartCpuThreads();
@@ -262,6 +349,7 @@ void Serve(ServeFlags flags) {
     }
   }
   counting.StopCpuThreads();
+  thread_count.Stop();
   nlohmann::json stats = counting.Stats();
   if (!stats.is_object()) stats = nlohmann::json{{"engine_stats", stats}};
   stats["server"] = flags.server;
@@ -274,9 +362,14 @@ void Serve(ServeFlags flags) {
   const ServerKind& kind = RequireServerKind(flags.server);
   if (kind.worker_pool) stats["workers"] = flags.workers;
   if (kind.runs_framework) stats["framework_clock"] = flags.framework_clock;
-  if (kind.parallel_contexts) {
-    stats["context_max_bytes"] = flags.context_max_bytes;
+  if (kind.parallel_contexts) stats["context_max_bytes"] = flags.context_max_bytes;
+  if (nlohmann::json hub = server->Stats(); !hub.is_null()) {
+    AddHubFigures(stats, hub);
+    stats["hub"] = std::move(hub);
   }
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) stats["max_rss_kb"] = usage.ru_maxrss;
+  stats["threads_max"] = thread_count.peak();
   if (!flags.trace_path.empty()) {
     counting.WriteTrace(flags.trace_path, stats);
     stats["trace"] = flags.trace_path;
@@ -342,6 +435,10 @@ void AddServeCommand(CLI::App& app) {
                   "http: native (C++, Beast, lock released) or vm (toy program http_request, under the lock; toy engine)")
       ->check(SettingValidator("http_parser"))
       ->capture_default_str();
+  cmd->add_option("--hub-release", flags->hub_release,
+                  "green: release the lock around every socket call (every_call, as gevent) or only around "
+                  "epoll_wait (poll)")
+      ->check(SettingValidator("hub_release"));
   cmd->add_option("--mount", flags->mounts,
                   "http: serve a handler program at a path, /PATH=FILE (repeatable); it gets the body (POST) or the "
                   "path's tail after /PATH/ (GET)");

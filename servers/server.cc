@@ -22,6 +22,7 @@ struct ServerFactory {
 constexpr ServerFactory kFactories[] = {
     {"zmq", MakeZmqServer},           {"multiprocessing", MakeMqServer}, {"blocking", MakeBlockingServer},
     {"nonblocking", MakeNonblockingServer}, {"threaded", MakeThreadedServer},
+    {"green", MakeGreenServer},
     {"transactional", MakeTransactionalServer},
     {"parallel", MakeParallelServer},
 };

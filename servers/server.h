@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "servers/engine.h"
 #include "servers/server_kinds.h"
 
@@ -45,6 +47,12 @@ struct ServerOptions {
   int workers = 2;
   int64_t context_max_bytes = 0;
   int64_t context_stall_ms = 1000;
+  // green: the hub runs ready coroutines for at most this long before it
+  // polls (the engine's switch interval, design §10).
+  int64_t switch_interval_us = 5000;
+  // green: release the lock around every socket call (recv, send, accept and
+  // epoll_wait, as gevent under CPython) or, when false, only around epoll_wait.
+  bool hub_releases_every_call = true;
 };
 
 class Server {
@@ -58,6 +66,9 @@ class Server {
   virtual void Run() = 0;
   // Thread-safe, idempotent: makes Run() return soon.
   virtual void Stop() = 0;
+  // Figures of the server itself (the green hub's), after Run() has
+  // returned; null for servers that keep none.
+  virtual nlohmann::json Stats() const { return nullptr; }
 };
 
 // The server of kind options.kind (its row in server.cc's factory table);

@@ -24,6 +24,8 @@ const std::vector<ServerKind>& ServerKindTable() {
        .summary = "one I/O thread, epoll, non-blocking sockets, many connections"},
       {.name = "threaded", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
        .summary = "one thread per connection, all sharing the engine's lock"},
+      {.name = "green", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
+       .summary = "one hub thread, epoll + timers, one coroutine per connection (gevent)", .hub = true},
       {.name = "transactional", .transport = kStream, .endpoint_scheme = kTcp, .client_connection = "stream",
        .summary = "an event loop hands each batch of requests to --workers threads, one atomic unit per handler call "
                   "(PyPy-STM + Tornado)",
@@ -66,6 +68,11 @@ std::string_view TransportName(Transport transport) {
 
 const std::vector<std::string>& StreamProtocolNames() {
   static const std::vector<std::string> names = {"frame", "http"};
+  return names;
+}
+
+const std::vector<std::string>& HubReleaseNames() {
+  static const std::vector<std::string> names = {"every_call", "poll"};
   return names;
 }
 

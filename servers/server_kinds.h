@@ -49,6 +49,9 @@ struct ServerKind {
   // Runs each handler call in a parallel context (`context_max_bytes`,
   // interp/context_arena.h): the parallel kind.
   bool parallel_contexts = false;
+  // Runs its connections as coroutines on one hub thread (`hub_release`,
+  // design §10): the green kind.
+  bool hub = false;
 };
 
 // Every kind, in the order `gillab list` prints them.
@@ -70,5 +73,7 @@ std::string_view TransportName(Transport transport);
 // "vm"). Data here so that the settings schema links without the servers.
 const std::vector<std::string>& StreamProtocolNames();
 const std::vector<std::string>& HttpParserNames();
+// green: when the hub releases the engine's lock (design §10): every_call | poll.
+const std::vector<std::string>& HubReleaseNames();
 
 }  // namespace gillab::servers

@@ -67,6 +67,9 @@ std::string ServerCommandRule(const SettingSpec&, const std::string& text, const
     throw UsageError("server_command must pass the port the runner chose: put {port} in it");
   return text;
 }
+std::string HubReleaseRule(const SettingSpec& spec, const std::string& text, const std::string&) {
+  return text.empty() ? text : OneOf(spec, text, HubReleaseNames());
+}
 std::string CpuListRule(const SettingSpec&, const std::string& text, const std::string&) {
   ParseCpuList(text);
   return text;
@@ -188,6 +191,9 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"context_max_bytes", Type::kInt, Target::kServe, "0",
        "parallel: bytes one handler's context may allocate (0: no limit)", 0, kInf, nullptr, "--context-max-bytes",
        kServerRunsContexts},
+      {"hub_release", Type::kString, Target::kServe, "",
+       "green: the hub releases the lock around every socket call (every_call, as gevent; empty = that) or only "
+       "around epoll_wait (poll)", 0, kInf, HubReleaseRule, "--hub-release", kNonEmpty},
       {"message_bytes", Type::kInt, Target::kLoad, "64", "request size", 0, kInf, nullptr, "--message-bytes",
        kNoPayload},
       {"requests", Type::kInt, Target::kLoad, "1000", "measured requests per run", 1, kInf, nullptr, "--requests"},

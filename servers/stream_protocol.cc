@@ -35,27 +35,31 @@ class FrameProtocol final : public StreamProtocol {
 
   Next Process(IoThread& io, std::string& outbox, const std::string& peer) override {
     for (;;) {
-      FrameReader::Status status;
-      try {
-        status = reader_.Next(request_);
-      } catch (const std::bad_alloc&) {
-        // The frame is within --max-message-bytes but the process cannot hold
-        // it now (RLIMIT_AS, a full machine): this client goes, the others stay.
-        ReportClosing(peer, fmt::format("out of memory for a message of {} bytes", reader_.declared_bytes()));
-        return Next::kCloseNow;
-      }
-      switch (status) {
-        case FrameReader::Status::kNeedMore:
-          return Next::kKeepOpen;
-        case FrameReader::Status::kTooLarge:
-          ReportClosing(peer, fmt::format("message of {} bytes exceeds --max-message-bytes {}",
-                                          reader_.declared_bytes(), max_message_bytes_));
+      if (!have_request_) {  // else a parked call's request (HandlerParked) comes first
+        FrameReader::Status status;
+        try {
+          status = reader_.Next(request_);
+        } catch (const std::bad_alloc&) {
+          // The frame is within --max-message-bytes but the process cannot hold
+          // it now (RLIMIT_AS, a full machine): this client goes, the others stay.
+          ReportClosing(peer, fmt::format("out of memory for a message of {} bytes", reader_.declared_bytes()));
           return Next::kCloseNow;
-        case FrameReader::Status::kFrame:
-          break;
+        }
+        switch (status) {
+          case FrameReader::Status::kNeedMore:
+            return Next::kKeepOpen;
+          case FrameReader::Status::kTooLarge:
+            ReportClosing(peer, fmt::format("message of {} bytes exceeds --max-message-bytes {}",
+                                            reader_.declared_bytes(), max_message_bytes_));
+            return Next::kCloseNow;
+          case FrameReader::Status::kFrame:
+            break;
+        }
+        have_request_ = true;
       }
       try {
-        AppendFrame(outbox, io.Handle(request_));
+        AppendFrame(outbox, io.Handle(request_));  // HandlerParked leaves have_request_ set
+        have_request_ = false;
       } catch (const std::exception& e) {
         // A reply frame cannot carry an error out of band, so the client learns
         // of it by the close; the line here says why.
@@ -75,6 +79,7 @@ class FrameProtocol final : public StreamProtocol {
   uint64_t max_message_bytes_;
   FrameReader reader_;
   std::string request_;  // reused: one allocation per connection, not per frame
+  bool have_request_ = false;  // request_ is read but not yet answered (HandlerParked)
 };
 
 struct ProtocolRow {

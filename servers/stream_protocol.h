@@ -29,6 +29,14 @@
 
 namespace gillab::servers {
 
+// Thrown by IoThread::HandleWith under the green server (design §10) when the
+// handler's coroutine parked in a blocking native. Not a std::exception: it
+// passes through the protocols' error handling. A protocol must then leave
+// that request unanswered and unconsumed, so that its next Process issues
+// the same HandleWith call first; the green server calls Process again once
+// the coroutine has finished, and that call returns the reply at once.
+struct HandlerParked {};
+
 class StreamProtocol {
  public:
   enum class Next {

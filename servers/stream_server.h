@@ -121,6 +121,8 @@ class StreamServer : public Server {
 std::unique_ptr<Server> MakeBlockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeNonblockingServer(const ServerOptions& options, Engine& engine);
 std::unique_ptr<Server> MakeThreadedServer(const ServerOptions& options, Engine& engine);
+// green_server.cc (design §10).
+std::unique_ptr<Server> MakeGreenServer(const ServerOptions& options, Engine& engine);
 // transactional_server.cc (design §12).
 std::unique_ptr<Server> MakeTransactionalServer(const ServerOptions& options, Engine& engine);
 // parallel_server.cc (design §12).

@@ -385,10 +385,10 @@ std::vector<Param> ServersWith(std::vector<std::string> kinds, std::vector<std::
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, StreamServerTest,
-                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded", "transactional"}, {GILLAB_TEST_ENGINES})),
+                         testing::ValuesIn(ServersWith({"blocking", "nonblocking", "threaded", "green", "transactional"}, {GILLAB_TEST_ENGINES})),
                          ParamName);
 INSTANTIATE_TEST_SUITE_P(Servers, ConcurrentStreamServerTest,
-                         testing::ValuesIn(ServersWith({"nonblocking", "threaded", "transactional"}, {GILLAB_TEST_ENGINES})), ParamName);
+                         testing::ValuesIn(ServersWith({"nonblocking", "threaded", "green", "transactional"}, {GILLAB_TEST_ENGINES})), ParamName);
 // The parallel server (design §12) runs handlers in the toy VM's parallel
 // contexts: the toy engine only (the lock-discipline tests below hold a
 // FakeEngine's lock around handlers, which parallel contexts never take).
@@ -463,7 +463,8 @@ TEST_P(StreamServerLockTest, HandlerFailureClosesThatConnectionOnly) {
   EXPECT_EQ(good.RoundTrip("fine"), "fine");
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest, testing::Values("blocking", "nonblocking", "threaded", "transactional"));
+INSTANTIATE_TEST_SUITE_P(Servers, StreamServerLockTest,
+                         testing::Values("blocking", "nonblocking", "threaded", "green", "transactional"));
 
 // ---------------------------------------------------------------------------
 

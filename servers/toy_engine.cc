@@ -29,6 +29,31 @@ namespace {
 thread_local interp::ExecThread* current_io_thread = nullptr;
 }  // namespace
 
+// A handler call as a VM coroutine (design §10): parks in blocking natives.
+class ToyCall final : public HandlerCall {
+ public:
+  ToyCall(interp::Vm& vm, std::unique_ptr<interp::Coroutine> co) : vm_(vm), co_(std::move(co)) {}
+  Step Resume() override {
+    interp::Value reply;
+    try {
+      if (vm_.Resume(*co_, &reply) == interp::Coroutine::Status::kSuspended) return Step::kParked;
+    } catch (const interp::VmError& e) {
+      throw std::runtime_error(e.what());
+    }
+    reply_ = reply.is_int() ? std::to_string(reply.as_int()) : reply.as_bytes();
+    return Step::kDone;
+  }
+  int64_t wait_us() const override { return co_->wait().duration_us; }
+  std::string TakeReply() override { return std::move(reply_); }
+  std::string where() const override { return vm_.Where(*co_); }
+  size_t bytes() const override { return co_->bytes(); }
+
+ private:
+  interp::Vm& vm_;
+  std::unique_ptr<interp::Coroutine> co_;
+  std::string reply_;
+};
+
 class ToyEngine::Io final : public IoThread {
  public:
   Io(ToyEngine& engine, std::shared_ptr<Entry> entry)
@@ -59,6 +84,15 @@ class ToyEngine::Io final : public IoThread {
       throw std::runtime_error(e.what());
     }
     return reply.is_int() ? std::to_string(reply.as_int()) : reply.as_bytes();
+  }
+  std::unique_ptr<HandlerCall> StartCall(size_t id, std::string_view request) override {
+    if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
+    try {
+      return std::make_unique<ToyCall>(*vms_[id], vms_[id]->Start("handle", {interp::Value::Bytes(std::string(request)),
+                                                                          interp::Value::Int(engine_.options_.work_units)}));
+    } catch (const interp::VmError& e) {
+      throw std::runtime_error(e.what());
+    }
   }
   void BeginBlocking() override {
     entry_->blocking_sections.fetch_add(1, std::memory_order_relaxed);
