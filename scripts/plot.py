@@ -37,7 +37,7 @@ TITLE_KEYS = ["server", "engine", "policy", "switch_interval_us", "cpu_threads",
               "requests", "connections", "think_us", "rate", "lock_priority", "os_priority", "server_cpus",
               "client_cpus"]
 NUMERIC_AXES = ["think_us", "message_bytes", "rate", "connections", "work_units", "check_interval",
-                "requests", "max_message_bytes"]
+                "requests", "max_message_bytes", "workers"]
 QUANTILES = [("latency_min_us", 0.0), ("latency_p50_us", 0.5), ("latency_p90_us", 0.9), ("latency_p99_us", 0.99),
              ("latency_p999_us", 0.999), ("latency_max_us", 1.0)]
 
@@ -421,6 +421,43 @@ def plot_tradeoff(runs, directory, made):
     save(fig, directory, "tradeoff.png", made)
 
 
+STM_TIMES = [("io_stm_committed_ns", "committed", "tab:green"), ("io_stm_aborted_ns", "aborted", "tab:red"),
+             ("io_stm_paused_ns", "paused (waiting: inevitable unit, busy object)", "tab:gray")]
+
+
+def plot_stm_time(runs, directory, made):
+    """Where the workers' time went under stm (PyPy's print_stm_log.py: committed / aborted / paused), per point."""
+    if "io_stm_committed_ns" not in runs.header:
+        return
+    bars = []
+    keys = [k for k in column_keys(runs, exclude=set()) if k != "policy"]
+    for rows in runs.points().values():
+        r0 = rows[0]
+        if r0["policy"] != "stm":
+            continue
+        times = [(aggregate(rows, column) or 0.0) / 1e9 for column, _, _ in STM_TIMES]
+        if any(times):
+            bars.append((series_key(r0, keys), times))
+    if not bars:
+        return
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(bars) + 2), 4.8))
+    bottoms = [0.0] * len(bars)
+    for i, (_, label, color) in enumerate(STM_TIMES):
+        heights = [times[i] for _, times in bars]
+        ax.bar(range(len(bars)), heights, bottom=bottoms, color=color, label=label)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([label.replace("framework_clock=", "clock=").replace(" ", "\n") for label, _ in bars],
+                       fontsize=7)
+    ax.set_ylabel("worker CPU time per run (s, median over runs)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{runs.name}: stm units' time, committed / aborted / paused\n{runs.fixed_text({'policy'})}",
+                 fontsize=9)
+    fig.tight_layout()
+    save(fig, directory, "stm_time.png", made)
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: scripts/plot.py RESULTS_DIR", file=sys.stderr)
@@ -442,6 +479,7 @@ def main():
     plot_switch_interval(runs, directory, made)
     plot_cpu_threads(runs, directory, made)
     plot_tradeoff(runs, directory, made)
+    plot_stm_time(runs, directory, made)
     for axis in NUMERIC_AXES:
         if axis in runs.varying and all(number(v) is not None for v in runs.values(axis)):
             plot_against(runs, directory, made, axis, f"vs_{axis}.png", f"{axis} (log scale)", True)
