@@ -25,9 +25,19 @@ namespace gillab::servers {
 namespace {
 
 // handle(request, work_units): waits atoi(request) µs in backend_us (a slow
-// downstream), then replies "done " .. request; request "fail" divides by zero.
+// downstream), then replies "done " .. request; request "fail" divides by zero;
+// request "spin" burns 150 ms of CPU without yielding (spin_holding_us).
 constexpr const char* kHandler = R"(
 func handle request work_units
+  load request
+  const "spin"
+  jne not_spin
+  push 150000
+  native spin_holding_us
+  pop
+  const "spun"
+  ret
+not_spin:
   load request
   const "fail"
   jne wait
@@ -189,6 +199,25 @@ TEST(GreenServerTest, AFailingCoroutineCostsOnlyItsConnection) {
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("handler failed:"), std::string::npos) << err;
   EXPECT_NE(err.find("division by zero"), std::string::npos) << err;
+}
+
+// A coroutine that runs 150 ms without yielding holds up every other
+// connection: the hub says so, once, naming the handler's program and line.
+TEST(GreenServerTest, ReportsAHubBlockedByACoroutineThatDoesNotYield) {
+  Served served("green");
+  testing::internal::CaptureStderr();
+  UniqueFd fd = served.Connect();
+  SendFrame(fd.get(), "spin");
+  EXPECT_EQ(ReadFrame(fd.get()), "spun");
+  SendFrame(fd.get(), "0");  // a quick one after it: no second line
+  EXPECT_EQ(ReadFrame(fd.get()), "done 0");
+  served.Stop();
+  const std::string err = testing::internal::GetCapturedStderr();
+  const size_t at = err.find("hub blocked for ");
+  ASSERT_NE(at, std::string::npos) << err;
+  EXPECT_EQ(err.find("hub blocked for ", at + 1), std::string::npos) << err;
+  EXPECT_NE(err.find(".gasm:", at), std::string::npos) << err;  // PROGRAM:LINE
+  EXPECT_EQ(served.server().Stats()["blocked_reports"], 1);
 }
 
 TEST(GreenServerTest, StopsWithRequestsParked) {
