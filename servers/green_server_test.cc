@@ -220,6 +220,23 @@ TEST(GreenServerTest, ReportsAHubBlockedByACoroutineThatDoesNotYield) {
   EXPECT_EQ(served.server().Stats()["blocked_reports"], 1);
 }
 
+// Under stm a unit may abort and re-run, so it cannot span a suspension: the
+// hub runs each handler as one plain call, which blocks the hub in backend_us
+// (as unpatched code blocks gevent's hub): requests are answered one by one.
+TEST(GreenServerTest, UnderStmHandlersRunAsPlainCallsThatBlockTheHub) {
+  Served served("green", "stm");
+  UniqueFd a = served.Connect();
+  UniqueFd b = served.Connect();
+  SendFrame(a.get(), "20000");
+  SendFrame(b.get(), "0");
+  EXPECT_EQ(ReadFrame(a.get()), "done 20000");
+  EXPECT_EQ(ReadFrame(b.get()), "done 0");
+  served.Stop();
+  const nlohmann::json hub = served.server().Stats();
+  EXPECT_EQ(hub["requests"], 2);
+  EXPECT_EQ(hub["parks"], 0) << hub.dump();
+}
+
 TEST(GreenServerTest, StopsWithRequestsParked) {
   Served served("green");
   UniqueFd parked = served.Connect();

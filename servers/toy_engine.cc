@@ -87,6 +87,10 @@ class ToyEngine::Io final : public IoThread {
   }
   std::unique_ptr<HandlerCall> StartCall(size_t id, std::string_view request) override {
     if (id >= vms_.size()) throw std::runtime_error(fmt::format("the toy engine has no handler #{}", id));
+    // A unit that may abort (stm) cannot span a coroutine's suspensions: run
+    // the handler as one plain call, whose blocking natives block the hub
+    // thread (as code gevent did not patch blocks gevent's hub).
+    if (engine_.model_->traits().units_may_abort) return IoThread::StartCall(id, request);
     try {
       return std::make_unique<ToyCall>(*vms_[id], vms_[id]->Start("handle", {interp::Value::Bytes(std::string(request)),
                                                                           interp::Value::Int(engine_.options_.work_units)}));
