@@ -172,9 +172,9 @@ TEST_F(RunE2e, EveryShippedExperimentResolves) {
     EXPECT_EQ(dry.exit_code, 0) << entry.path() << ": " << dry.err;
   }
   // convoy, switch_interval, priorities, cpu_threads, pacing, primes_scaling, calibration, http_convoy, c10k,
-  // green_convoy, stm_tornado, stm_contended, pyparallel_http (the simulator's sweeps sit in experiments/sim/
-  // and run through scripts/sim_sweep).
-  EXPECT_EQ(count, 13);
+  // green_convoy, stm_tornado, stm_tornado_http, stm_contended, pyparallel_http (the simulator's sweeps sit in
+  // experiments/sim/ and run through scripts/sim_sweep).
+  EXPECT_EQ(count, 14);
 }
 
 }  // namespace

@@ -85,6 +85,16 @@ std::string HandlerRule(const SettingSpec&, const std::string& text, const std::
   return fs::absolute(path).lexically_normal().string();
 }
 
+// `/PATH=PROGRAM` (serve's --mount): a handler program served at an http path;
+// the program as the handler setting takes it (a shipped name or a file).
+std::string MountRule(const SettingSpec& spec, const std::string& text, const std::string& base_dir) {
+  if (text.empty()) return text;
+  const size_t eq = text.find('=');
+  if (text[0] != '/' || eq == std::string::npos || eq < 2 || eq + 1 == text.size())
+    throw UsageError(fmt::format("mount must be /PATH=PROGRAM (got '{}')", text));
+  return text.substr(0, eq + 1) + HandlerRule(spec, text.substr(eq + 1), base_dir);
+}
+
 bool SpeaksHttp(const Settings& s) {
   auto command = s.find("server_command");
   return (command != s.end() && !command->second.empty()) || s.at("protocol") == "http";
@@ -187,6 +197,9 @@ const std::vector<SettingSpec>& SettingSpecs() {
       {"http_parser", Type::kString, Target::kServe, "native",
        "http: native (Beast, lock released) | vm (toy program, under the lock; toy engine)", 0, kInf, HttpParserRule,
        "--http-parser", kHttp},
+      {"mount", Type::kString, Target::kServe, "",
+       "http: a handler program served at a path, /PATH=PROGRAM (GET /PATH/TAIL hands it TAIL)", 0, kInf, MountRule,
+       "--mount", kNonEmpty},
       // The parallel server (interp/context_arena.h).
       {"context_max_bytes", Type::kInt, Target::kServe, "0",
        "parallel: bytes one handler's context may allocate (0: no limit)", 0, kInf, nullptr, "--context-max-bytes",
