@@ -25,11 +25,9 @@
 // one resume runs longer than kBlockedReportMs without yielding (at most one
 // line a second).
 #include <sys/epoll.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <deque>
 #include <memory>
 #include <queue>
@@ -41,22 +39,17 @@
 
 #include "gil/clock.h"
 #include "gil/histogram.h"
-#include "servers/stream_server.h"
+#include "servers/epoll_server.h"
 
 namespace gillab::servers {
 namespace {
 
-constexpr size_t kMaxOutboxBytes = 4 << 20;
-constexpr int kMaxEvents = 256;
-constexpr int kMaxAcceptsPerEvent = 64;
 constexpr int64_t kBlockedReportMs = 100;  // gevent's default max_blocking_time
 
-struct Client {
+struct Client : EpollClient {
   Client(UniqueFd fd, std::unique_ptr<StreamProtocol> protocol, std::string peer, uint64_t id)
-      : conn(std::move(fd), std::move(protocol), std::move(peer)), id(id) {}
-  StreamConnection conn;
+      : EpollClient(std::move(fd), std::move(protocol), std::move(peer)), id(id) {}
   uint64_t id;  // unique per connection: timers and ready entries of a closed one are ignored
-  uint32_t interest = EPOLLIN;
   // The request's coroutine while it is parked or finished but not yet replied.
   std::unique_ptr<HandlerCall> call;
   size_t call_handler = 0;
@@ -99,20 +92,16 @@ class HubIo final : public IoThread {
   Client* current_ = nullptr;
 };
 
-class GreenServer final : public StreamServer {
+class GreenServer final : public EpollServer {
  public:
   GreenServer(const ServerOptions& options, Engine& engine)
-      : StreamServer(options, engine),
+      : EpollServer(options, engine),
         slice_ns_(std::max<int64_t>(options.switch_interval_us, 1) * 1000),
         release_every_call_(options.hub_releases_every_call) {}
 
   void Run() override {
     RequireBound();
-    epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    Watch(EPOLL_CTL_ADD, listen_fd(), EPOLLIN);
-    Watch(EPOLL_CTL_ADD, stop_fd(), EPOLLIN);
-    chunk_.resize(kRecvChunkBytes);
+    OpenEpoll();
     auto io = engine().AttachIo("hub");
     HubIo hub(*io, *this);
     std::vector<epoll_event> events(kMaxEvents);
@@ -124,7 +113,7 @@ class GreenServer final : public StreamServer {
         const int fd = events[i].data.fd;
         if (fd == stop_fd()) continue;  // the loop condition sees stopping()
         if (fd == listen_fd()) {
-          AcceptAll(*io);
+          if (const int error = AcceptAll(*io, release_every_call_); error != 0) BackOffAfterAcceptError(*io, error);
           continue;
         }
         auto it = connections_.find(fd);
@@ -174,13 +163,6 @@ class GreenServer final : public StreamServer {
   void CountRequest() { ++requests_; }
 
  private:
-  void Watch(int op, int fd, uint32_t events) {
-    epoll_event event{.events = events, .data = {.fd = fd}};
-    if (epoll_ctl(epoll_.get(), op, fd, &event) != 0 && op != EPOLL_CTL_DEL) {
-      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
-    }
-  }
-
   // Lock released: waits for socket events, at most until the next timer
   // (not at all while coroutines are ready).
   int Poll(IoThread& io, std::vector<epoll_event>& events) {
@@ -198,11 +180,11 @@ class GreenServer final : public StreamServer {
     {
       BlockingSection released(io);
       do {
-        ready = epoll_pwait2(epoll_.get(), events.data(), kMaxEvents, wait_for, nullptr);
+        ready = epoll_pwait2(epoll_fd(), events.data(), kMaxEvents, wait_for, nullptr);
         if (ready < 0 && errno == ENOSYS) {  // kernels before 5.11: millisecond timeouts, rounded up
           const int ms = wait_for == nullptr ? -1
                                              : static_cast<int>((wait_for->tv_sec * 1000000000 + wait_for->tv_nsec + 999999) / 1000000);
-          ready = epoll_wait(epoll_.get(), events.data(), kMaxEvents, ms);
+          ready = epoll_wait(epoll_fd(), events.data(), kMaxEvents, ms);
         }
       } while (ready < 0 && errno == EINTR);
     }
@@ -250,7 +232,7 @@ class GreenServer final : public StreamServer {
     // The protocol asks for the same request again and gets the outcome; then
     // it goes on with the connection's further (pipelined) requests.
     if (!Process(hub, c)) return false;
-    return Flush(hub.inner(), c);
+    return Flush(hub.inner(), release_every_call_, c, c.call != nullptr);
   }
 
   // The protocol over what the connection has sent; false: close now.
@@ -266,88 +248,26 @@ class GreenServer final : public StreamServer {
     }
   }
 
-  void AcceptAll(IoThread& io) {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd;
-      std::string peer;
-      {
-        MaybeReleased released(io, release_every_call_);
-        fd = AcceptNamed(listen_fd(), SOCK_NONBLOCK | SOCK_CLOEXEC, peer);
-      }
-      if (fd < 0) {
-        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return;
-        BackOffAfterAcceptError(io, errno);
-        return;
-      }
-      SetNoDelay(fd);
-      auto client = std::make_unique<Client>(UniqueFd(fd), NewProtocol(), std::move(peer), ++next_client_id_);
-      Watch(EPOLL_CTL_ADD, fd, client->interest);
-      connections_.emplace(fd, std::move(client));
-    }
+  EpollClient& Adopt(UniqueFd fd, std::string peer) override {
+    auto client = std::make_unique<Client>(std::move(fd), NewProtocol(), std::move(peer), ++next_client_id_);
+    const int key = client->conn.fd.get();
+    return *connections_.emplace(key, std::move(client)).first->second;
   }
 
-  // One readiness event; false when the connection must close.
+  // One readiness event; false when the connection must close. While a
+  // request is parked nothing is read and nothing closes the connection but a
+  // hang-up (EPOLLHUP/EPOLLERR, always reported).
   bool Service(HubIo& hub, Client& c, uint32_t ready) {
-    StreamConnection& conn = c.conn;
-    const int fd = conn.fd.get();
-    const bool reading = !c.call && !conn.close_after_send && conn.outbox.size() - conn.outbox_sent < kMaxOutboxBytes;
-    if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) && reading) {
-      ssize_t received;
-      {
-        MaybeReleased released(hub.inner(), release_every_call_);
-        received = RecvSome(fd, chunk_.data(), chunk_.size());
-        if (received > 0) conn.protocol->Feed(chunk_.data(), static_cast<size_t>(received));
-      }
-      if (received == 0) {
-        ReportEndOfStream(conn);
-        return false;
-      }
-      if (received < 0 && errno != EAGAIN) {
-        ReportClose(conn.peer, fmt::format("recv failed: {}", std::strerror(errno)));
-        return false;
-      }
-      if (received > 0 && !Process(hub, c)) return false;
-    } else if ((ready & (EPOLLHUP | EPOLLERR)) && c.call) {
+    if (!c.call) {
+      const Received received = Receive(hub.inner(), release_every_call_, c.conn, ready);
+      if (received == Received::kClosed) return false;
+      if (received == Received::kBytes && !Process(hub, c)) return false;
+    } else if (ready & (EPOLLHUP | EPOLLERR)) {
       // The client went away while its request is parked: drop the coroutine.
-      ReportClose(conn.peer, "client hung up while its request was parked");
+      ReportClose(c.conn.peer, "client hung up while its request was parked");
       return false;
     }
-    return Flush(hub.inner(), c);
-  }
-
-  // Sends what the outbox holds (one send), then sets the epoll interest.
-  bool Flush(IoThread& io, Client& c) {
-    StreamConnection& conn = c.conn;
-    if (conn.outbox_sent < conn.outbox.size()) {
-      ssize_t sent;
-      {
-        MaybeReleased released(io, release_every_call_);
-        sent = SendSome(conn.fd.get(), conn.outbox.data() + conn.outbox_sent, conn.outbox.size() - conn.outbox_sent,
-                        MSG_DONTWAIT);
-      }
-      if (sent < 0 && errno != EAGAIN) {
-        ReportClose(conn.peer, fmt::format("send failed: {}", std::strerror(errno)));
-        return false;
-      }
-      if (sent > 0) conn.outbox_sent += static_cast<size_t>(sent);
-      if (conn.outbox_sent == conn.outbox.size()) {
-        conn.outbox.clear();
-        conn.outbox_sent = 0;
-      }
-    }
-    if (conn.close_after_send && conn.outbox.empty() && !c.call) {
-      FinishClose(conn);
-      return false;
-    }
-    const size_t pending = conn.outbox.size() - conn.outbox_sent;
-    const bool reading = !c.call && pending < kMaxOutboxBytes && !conn.close_after_send;
-    // While parked nothing is read: only a hang-up (EPOLLHUP/EPOLLERR, always reported) ends it early.
-    const uint32_t wanted = (reading ? uint32_t{EPOLLIN} : 0u) | (pending > 0 ? uint32_t{EPOLLOUT} : 0u);
-    if (c.interest != wanted) {
-      c.interest = wanted;
-      Watch(EPOLL_CTL_MOD, conn.fd.get(), wanted);
-    }
-    return true;
+    return Flush(hub.inner(), release_every_call_, c, c.call != nullptr);
   }
 
   void Close(int fd) {
@@ -368,26 +288,8 @@ class GreenServer final : public StreamServer {
     std::fflush(stderr);
   }
 
-  // A non-blocking socket call's blocking section, or none (--hub-release poll).
-  class MaybeReleased {
-   public:
-    MaybeReleased(IoThread& io, bool release) : io_(release ? &io : nullptr) {
-      if (io_) io_->BeginBlocking();
-    }
-    ~MaybeReleased() {
-      if (io_) io_->EndBlocking();
-    }
-    MaybeReleased(const MaybeReleased&) = delete;
-    MaybeReleased& operator=(const MaybeReleased&) = delete;
-
-   private:
-    IoThread* io_;
-  };
-
   int64_t slice_ns_;
-  bool release_every_call_;
-  UniqueFd epoll_;
-  std::vector<char> chunk_;
+  bool release_every_call_;  // Receive, Flush and AcceptAll release the lock (not with --hub-release poll)
   std::unordered_map<int, std::unique_ptr<Client>> connections_;  // by socket fd
   uint64_t next_client_id_ = 0;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;

@@ -32,21 +32,18 @@
 // handler that runs longer than the stall threshold (EngineOptions::
 // stall_threshold_ms, 1 s) is reported on stderr and stopped at its next
 // check point: its request fails, nothing else does.
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -55,21 +52,13 @@
 #include <fmt/core.h>
 
 #include "gil/error.h"
-#include "servers/stream_server.h"
+#include "servers/epoll_server.h"
 
 namespace gillab::servers {
 namespace {
 
-constexpr size_t kMaxOutboxBytes = 4 << 20;
-constexpr int kMaxEvents = 256;
-constexpr int kMaxAcceptsPerEvent = 64;
-constexpr uint32_t kUnwatched = ~uint32_t{0};  // Client::interest while a worker has it
-
-struct Client {
-  Client(UniqueFd fd, std::unique_ptr<StreamProtocol> protocol, std::string peer)
-      : conn(std::move(fd), std::move(protocol), std::move(peer)) {}
-  StreamConnection conn;
-  uint32_t interest = EPOLLIN;
+struct Client : EpollClient {
+  using EpollClient::EpollClient;
   bool in_flight = false;  // a worker runs its Process: the main thread leaves conn alone
   StreamProtocol::Next next = StreamProtocol::Next::kKeepOpen;  // the worker's verdict
 };
@@ -162,10 +151,10 @@ class WorkerPool {
   bool quit_ = false;
 };
 
-class ParallelServer final : public StreamServer {
+class ParallelServer final : public EpollServer {
  public:
   ParallelServer(const ServerOptions& options, Engine& engine)
-      : StreamServer(options, engine), options_(options) {}
+      : EpollServer(options, engine), options_(options) {}
 
   // The workers start here, so that an engine without parallel contexts (or
   // policy `none` with CPU threads) is refused before `listening` is printed.
@@ -176,24 +165,13 @@ class ParallelServer final : public StreamServer {
 
   void Run() override {
     RequireBound();
-    epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    Watch(EPOLL_CTL_ADD, listen_fd(), EPOLLIN);
-    Watch(EPOLL_CTL_ADD, stop_fd(), EPOLLIN);
+    OpenEpoll();
     Watch(EPOLL_CTL_ADD, pool_->done_fd(), EPOLLIN);
-    chunk_.resize(kRecvChunkBytes);
     auto io = engine().AttachIo("io");  // holds the lock from here on, except in blocking sections
     std::vector<epoll_event> events(kMaxEvents);
     while (!stopping() || in_flight_ > 0) {
-      int ready;
-      {
-        // While contexts run, the lock stays held, even in epoll_wait (see the header).
-        Released released(*io, in_flight_ == 0);
-        do {
-          ready = epoll_wait(epoll_.get(), events.data(), kMaxEvents, WaitTimeoutMs());
-        } while (ready < 0 && errno == EINTR);
-      }
-      if (ready < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+      // While contexts run, the lock stays held, even in epoll_wait (see the header).
+      const int ready = Wait(*io, in_flight_ == 0, events, WaitTimeoutMs());
       for (int i = 0; i < ready; ++i) {
         const int fd = events[i].data.fd;
         if (fd == stop_fd()) continue;
@@ -203,17 +181,22 @@ class ParallelServer final : public StreamServer {
         }
         if (stopping()) continue;  // draining: only completions matter now
         if (fd == listen_fd()) {
-          AcceptAll(*io);
+          // The back-off releases the lock: only while no context runs (else epoll reports the backlog again).
+          const int error = AcceptAll(*io, in_flight_ == 0);
+          if (error != 0 && in_flight_ == 0) BackOffAfterAcceptError(*io, error);
           continue;
         }
         auto it = connections_.find(fd);
         if (it == connections_.end() || it->second->in_flight) continue;
         Client& client = *it->second;
-        if (!Read(*io, client, events[i].events)) {
+        client.next = StreamProtocol::Next::kKeepOpen;
+        // The lock released only while no context runs (see the header).
+        const Received received = Receive(*io, in_flight_ == 0, client.conn, events[i].events);
+        if (received == Received::kClosed) {
           Close(fd);
           continue;
         }
-        if (received_) {
+        if (received == Received::kBytes) {
           Submit(client);
         } else if (!Finish(*io, client)) {
           Close(fd);
@@ -225,22 +208,6 @@ class ParallelServer final : public StreamServer {
   }
 
  private:
-  // A BlockingSection only when `release` (no context in flight).
-  class Released {
-   public:
-    Released(IoThread& io, bool release) : io_(release ? &io : nullptr) {
-      if (io_ != nullptr) io_->BeginBlocking();
-    }
-    ~Released() {
-      if (io_ != nullptr) io_->EndBlocking();
-    }
-    Released(const Released&) = delete;
-    Released& operator=(const Released&) = delete;
-
-   private:
-    IoThread* io_;
-  };
-
   int WaitTimeoutMs() const {
     if (in_flight_ == 0 || options_.context_stall_ms <= 0) return -1;
     return static_cast<int>(std::max<int64_t>(options_.context_stall_ms / 4, 1));
@@ -250,8 +217,7 @@ class ParallelServer final : public StreamServer {
     client.in_flight = true;
     ++in_flight_;
     // Off the epoll set until the worker is done (a hang-up would otherwise be reported on every round).
-    Watch(EPOLL_CTL_DEL, client.conn.fd.get(), 0);
-    client.interest = kUnwatched;
+    Unwatch(client);
     pool_->Submit(&client);
   }
 
@@ -266,57 +232,10 @@ class ParallelServer final : public StreamServer {
     }
   }
 
-  void Watch(int op, int fd, uint32_t events) {
-    epoll_event event{.events = events, .data = {.fd = fd}};
-    if (epoll_ctl(epoll_.get(), op, fd, &event) != 0 && op != EPOLL_CTL_DEL) {
-      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
-    }
-  }
-
-  void AcceptAll(IoThread& io) {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd;
-      std::string peer;
-      {
-        Released released(io, in_flight_ == 0);
-        fd = AcceptNamed(listen_fd(), SOCK_NONBLOCK | SOCK_CLOEXEC, peer);
-      }
-      if (fd < 0) {
-        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return;
-        // Its back-off releases the lock: only while no context runs (else epoll reports the backlog again).
-        if (in_flight_ == 0) BackOffAfterAcceptError(io, errno);
-        return;
-      }
-      SetNoDelay(fd);
-      auto client = std::make_unique<Client>(UniqueFd(fd), NewProtocol(), std::move(peer));
-      Watch(EPOLL_CTL_ADD, fd, client->interest);
-      connections_.emplace(fd, std::move(client));
-    }
-  }
-
-  // The read half of a readiness event; sets received_. False: close now.
-  bool Read(IoThread& io, Client& client, uint32_t ready) {
-    StreamConnection& conn = client.conn;
-    received_ = false;
-    client.next = StreamProtocol::Next::kKeepOpen;
-    if (!(ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) || conn.close_after_send) return true;
-    if (conn.outbox.size() - conn.outbox_sent >= kMaxOutboxBytes) return true;
-    ssize_t received;
-    {
-      Released released(io, in_flight_ == 0);
-      received = RecvSome(conn.fd.get(), chunk_.data(), chunk_.size());
-      if (received > 0) conn.protocol->Feed(chunk_.data(), static_cast<size_t>(received));
-    }
-    if (received == 0) {
-      ReportEndOfStream(conn);
-      return false;
-    }
-    if (received < 0 && errno != EAGAIN) {
-      ReportClose(conn.peer, fmt::format("recv failed: {}", std::strerror(errno)));
-      return false;
-    }
-    received_ = received > 0;
-    return true;
+  EpollClient& Adopt(UniqueFd fd, std::string peer) override {
+    auto client = std::make_unique<Client>(std::move(fd), NewProtocol(), std::move(peer));
+    const int key = client->conn.fd.get();
+    return *connections_.emplace(key, std::move(client)).first->second;
   }
 
   // The worker's verdict, then the write half. False: close.
@@ -332,38 +251,7 @@ class ParallelServer final : public StreamServer {
         return false;
     }
     client.next = StreamProtocol::Next::kKeepOpen;
-    if (conn.outbox_sent < conn.outbox.size()) {
-      ssize_t sent;
-      {
-        Released released(io, in_flight_ == 0);
-        sent = SendSome(conn.fd.get(), conn.outbox.data() + conn.outbox_sent, conn.outbox.size() - conn.outbox_sent,
-                        MSG_DONTWAIT);
-      }
-      if (sent < 0 && errno != EAGAIN) {
-        ReportClose(conn.peer, fmt::format("send failed: {}", std::strerror(errno)));
-        return false;
-      }
-      if (sent > 0) conn.outbox_sent += static_cast<size_t>(sent);
-      if (conn.outbox_sent == conn.outbox.size()) {
-        conn.outbox.clear();
-        conn.outbox_sent = 0;
-      }
-    }
-    if (conn.close_after_send && conn.outbox.empty()) {
-      FinishClose(conn);
-      return false;
-    }
-    const size_t pending = conn.outbox.size() - conn.outbox_sent;
-    const bool reading = pending < kMaxOutboxBytes && !conn.close_after_send;
-    SetInterest(client, (reading ? uint32_t{EPOLLIN} : 0u) | (pending > 0 ? uint32_t{EPOLLOUT} : 0u));
-    return true;
-  }
-
-  void SetInterest(Client& client, uint32_t wanted) {
-    if (client.interest == wanted) return;
-    const int op = client.interest == kUnwatched ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-    client.interest = wanted;
-    Watch(op, client.conn.fd.get(), wanted);
+    return Flush(io, in_flight_ == 0, client);  // the lock released only while no context runs
   }
 
   void Close(int fd) {
@@ -373,9 +261,6 @@ class ParallelServer final : public StreamServer {
 
   ServerOptions options_;
   std::unique_ptr<WorkerPool> pool_;  // Bind() starts it; the server's end joins it
-  UniqueFd epoll_;
-  std::vector<char> chunk_;
-  bool received_ = false;
   int in_flight_ = 0;  // clients a worker is processing
   std::vector<Client*> done_;
   std::unordered_map<int, std::unique_ptr<Client>> connections_;

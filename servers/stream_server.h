@@ -19,6 +19,8 @@
 //   blocking    one thread; accept, serve that client until it closes, accept the next
 //   nonblocking one thread; epoll over non-blocking sockets, replies buffered until writable
 //   threaded    an accepting thread plus one thread per connection (io-0, io-1, …)
+// The event-loop servers (nonblocking, green, transactional, parallel) share
+// their epoll half, EpollServer (epoll_server.h).
 //
 //   auto server = MakeThreadedServer({.kind = "threaded"}, engine);
 //   server->Bind(); std::thread t([&] { server->Run(); }); … server->Stop(); t.join();

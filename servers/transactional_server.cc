@@ -13,15 +13,10 @@
 // level-triggered, and each recv or send is one blocking section, as in the
 // nonblocking server; a client with more than kMaxOutboxBytes unread is not
 // read until it drains.
-#include <sys/epoll.h>
-#include <sys/socket.h>
-
-#include <cerrno>
 #include <condition_variable>
-#include <cstring>
 #include <memory>
 #include <mutex>
-#include <system_error>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -29,20 +24,13 @@
 #include <fmt/core.h>
 
 #include "gil/error.h"
-#include "servers/stream_server.h"
+#include "servers/epoll_server.h"
 
 namespace gillab::servers {
 namespace {
 
-constexpr size_t kMaxOutboxBytes = 4 << 20;
-constexpr int kMaxEvents = 256;
-constexpr int kMaxAcceptsPerEvent = 64;
-
-struct Client {
-  Client(UniqueFd fd, std::unique_ptr<StreamProtocol> protocol, std::string peer)
-      : conn(std::move(fd), std::move(protocol), std::move(peer)) {}
-  StreamConnection conn;
-  uint32_t interest = EPOLLIN;
+struct Client : EpollClient {
+  using EpollClient::EpollClient;
   bool keep = true;  // the batch's verdict: false closes at once
 };
 
@@ -85,17 +73,13 @@ class Batch {
   bool quit_ = false;
 };
 
-class TransactionalServer final : public StreamServer {
+class TransactionalServer final : public EpollServer {
  public:
-  TransactionalServer(const ServerOptions& options, Engine& engine) : StreamServer(options, engine), workers_(options.workers) {}
+  TransactionalServer(const ServerOptions& options, Engine& engine) : EpollServer(options, engine), workers_(options.workers) {}
 
   void Run() override {
     RequireBound();
-    epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
-    if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    Watch(EPOLL_CTL_ADD, listen_fd(), EPOLLIN);
-    Watch(EPOLL_CTL_ADD, stop_fd(), EPOLLIN);
-    chunk_.resize(kRecvChunkBytes);
+    OpenEpoll();
     auto io = engine().AttachIo("loop");
     std::vector<std::thread> pool;
     {
@@ -138,14 +122,7 @@ class TransactionalServer final : public StreamServer {
     std::vector<epoll_event> events(kMaxEvents);
     std::vector<int> touched;
     while (!stopping()) {
-      int ready;
-      {
-        BlockingSection released(io);
-        do {
-          ready = epoll_wait(epoll_.get(), events.data(), kMaxEvents, -1);
-        } while (ready < 0 && errno == EINTR);
-      }
-      if (ready < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+      const int ready = Wait(io, true, events, -1);
       touched.clear();
       jobs_.clear();
       // 1. Read what is ready; a connection with new bytes joins the batch.
@@ -153,13 +130,16 @@ class TransactionalServer final : public StreamServer {
         const int fd = events[i].data.fd;
         if (fd == stop_fd()) continue;
         if (fd == listen_fd()) {
-          AcceptAll(io);
+          if (const int error = AcceptAll(io, true); error != 0) BackOffAfterAcceptError(io, error);
           continue;
         }
         auto it = connections_.find(fd);
         if (it == connections_.end()) continue;
         touched.push_back(fd);
-        if (!Receive(io, *it->second, events[i].events)) it->second->keep = false;
+        Client& client = *it->second;
+        const Received received = Receive(io, true, client.conn, events[i].events);
+        client.keep = received != Received::kClosed;
+        if (received == Received::kBytes) jobs_.push_back(&client);
       }
       // 2. Run the batch on the workers and wait for all of it.
       if (!jobs_.empty()) {
@@ -170,95 +150,15 @@ class TransactionalServer final : public StreamServer {
       for (int fd : touched) {
         auto it = connections_.find(fd);
         if (it == connections_.end()) continue;
-        if (!it->second->keep || !Send(io, *it->second)) Close(fd);
+        if (!it->second->keep || !Flush(io, true, *it->second)) Close(fd);
       }
     }
   }
 
-  void Watch(int op, int fd, uint32_t events) {
-    epoll_event event{.events = events, .data = {.fd = fd}};
-    if (epoll_ctl(epoll_.get(), op, fd, &event) != 0 && op != EPOLL_CTL_DEL) {
-      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
-    }
-  }
-
-  void AcceptAll(IoThread& io) {
-    for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-      int fd;
-      std::string peer;
-      {
-        BlockingSection released(io);
-        fd = AcceptNamed(listen_fd(), SOCK_NONBLOCK | SOCK_CLOEXEC, peer);
-      }
-      if (fd < 0) {
-        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO) return;
-        BackOffAfterAcceptError(io, errno);
-        return;
-      }
-      SetNoDelay(fd);
-      auto client = std::make_unique<Client>(UniqueFd(fd), NewProtocol(), std::move(peer));
-      Watch(EPOLL_CTL_ADD, fd, client->interest);
-      connections_.emplace(fd, std::move(client));
-    }
-  }
-
-  // One recv for a readiness event; false when the connection must close.
-  // A connection that received bytes joins the batch.
-  bool Receive(IoThread& io, Client& client, uint32_t ready) {
-    StreamConnection& conn = client.conn;
-    client.keep = true;
-    if (!(ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) || conn.close_after_send) return true;
-    if (conn.outbox.size() - conn.outbox_sent >= kMaxOutboxBytes) return true;
-    ssize_t received;
-    {
-      BlockingSection released(io);
-      received = RecvSome(conn.fd.get(), chunk_.data(), chunk_.size());
-      if (received > 0) conn.protocol->Feed(chunk_.data(), static_cast<size_t>(received));
-    }
-    if (received == 0) {
-      ReportEndOfStream(conn);
-      return false;
-    }
-    if (received < 0 && errno != EAGAIN) {
-      ReportClose(conn.peer, fmt::format("recv failed: {}", std::strerror(errno)));
-      return false;
-    }
-    if (received > 0) jobs_.push_back(&client);
-    return true;
-  }
-
-  // Sends what it can; false when the connection must close.
-  bool Send(IoThread& io, Client& client) {
-    StreamConnection& conn = client.conn;
-    if (conn.outbox_sent < conn.outbox.size()) {
-      ssize_t sent;
-      {
-        BlockingSection released(io);
-        sent = SendSome(conn.fd.get(), conn.outbox.data() + conn.outbox_sent, conn.outbox.size() - conn.outbox_sent,
-                        MSG_DONTWAIT);
-      }
-      if (sent < 0 && errno != EAGAIN) {
-        ReportClose(conn.peer, fmt::format("send failed: {}", std::strerror(errno)));
-        return false;
-      }
-      if (sent > 0) conn.outbox_sent += static_cast<size_t>(sent);
-      if (conn.outbox_sent == conn.outbox.size()) {
-        conn.outbox.clear();
-        conn.outbox_sent = 0;
-      }
-    }
-    if (conn.close_after_send && conn.outbox.empty()) {
-      FinishClose(conn);
-      return false;
-    }
-    const size_t pending = conn.outbox.size() - conn.outbox_sent;
-    const bool reading = pending < kMaxOutboxBytes && !conn.close_after_send;
-    const uint32_t wanted = (reading ? uint32_t{EPOLLIN} : 0u) | (pending > 0 ? uint32_t{EPOLLOUT} : 0u);
-    if (client.interest != wanted) {
-      client.interest = wanted;
-      Watch(EPOLL_CTL_MOD, conn.fd.get(), wanted);
-    }
-    return true;
+  EpollClient& Adopt(UniqueFd fd, std::string peer) override {
+    auto client = std::make_unique<Client>(std::move(fd), NewProtocol(), std::move(peer));
+    const int key = client->conn.fd.get();
+    return *connections_.emplace(key, std::move(client)).first->second;
   }
 
   void Close(int fd) {
@@ -267,8 +167,6 @@ class TransactionalServer final : public StreamServer {
   }
 
   const int workers_;
-  UniqueFd epoll_;
-  std::vector<char> chunk_;
   Batch batch_;
   std::vector<Client*> jobs_;  // the loop's next batch
   std::unordered_map<int, std::unique_ptr<Client>> connections_;  // by socket fd
