@@ -8,6 +8,7 @@
 
 #include "gil/thread_priority.h"
 #include "gil/trace.h"
+#include "interp/commands.h"
 #include "sim/commands.h"
 #include "sim/sim_contend.h"
 
@@ -28,24 +29,7 @@ void AddSimulateCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "simulate", "`contend` in virtual time on N simulated cores: the real VM and lock policy, deterministic per seed");
   cmd->add_option("--policy", o.policy, "Lock policy: ticket, priority, newgil, none (mutex: not modelled yet)")->capture_default_str();
-  cmd->add_option("--cpu-threads", o.cpu_threads, "K, the number of cpu_spin threads")->capture_default_str();
-  cmd->add_option("--io-sleep-us", o.io_sleep_us, "How long each io step blocks with the lock released (virtual)")
-      ->capture_default_str();
-  cmd->add_option("--iterations", o.iterations, "io steps to run")->capture_default_str();
-  cmd->add_option("--io-work-units", o.io_work_units, "VM loop iterations under the lock after each sleep")
-      ->capture_default_str();
-  cmd->add_option("--switch-interval-us", o.switch_interval_us, "ticket, priority, newgil: wait before asking for a drop")
-      ->capture_default_str();
-  cmd->add_option("--check-interval", o.check_interval, "mutex: instructions between release/re-acquire")
-      ->capture_default_str();
-  cmd->add_option("--lock-priority", f->lock_priority, "Lock priority per role, e.g. io=1,cpu=0 (policy priority)");
-  cmd->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  cmd->add_option("--trace", o.trace_path, "Write the lock timeline (virtual time, Chrome trace-event JSON) to FILE");
-  cmd->add_option("--trace-max-events", o.trace_max_events, "Trace: events kept per thread")->capture_default_str();
-  cmd->add_option("--cpu-program", o.cpu_program, "What the cpu threads run: a shipped program or a .gasm file (main(0))")
-      ->capture_default_str();
-  cmd->add_option("--duration-ms", o.duration_ms, "End the run after this much virtual time (0: no limit)")
-      ->capture_default_str();
+  interp::AddContendOptions(*cmd, o, f->lock_priority, f->json);  // times are virtual here
   // The simulator.
   cmd->add_option("--cores", s.os.cores, "Simulated cores")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--seed", s.seed, "PRNG seed: the same seed gives the same output, byte for byte")
