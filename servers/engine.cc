@@ -27,29 +27,7 @@ struct EngineFactory {
 constexpr EngineFactory kFactories[] = {
     {"native", Make<NativeEngine>}, {"toy", Make<ToyEngine>}, {"cpython", Make<CpythonEngine>}};
 
-// IoThread::StartCall's default: the handler runs to its end at the first Resume.
-class SynchronousCall final : public HandlerCall {
- public:
-  SynchronousCall(IoThread& io, size_t id, std::string_view request) : io_(io), id_(id), request_(request) {}
-  Step Resume() override {
-    reply_ = io_.HandleWith(id_, request_);
-    return Step::kDone;
-  }
-  int64_t wait_us() const override { return 0; }
-  std::string TakeReply() override { return std::move(reply_); }
-
- private:
-  IoThread& io_;
-  size_t id_;
-  std::string request_;
-  std::string reply_;
-};
-
 }  // namespace
-
-std::unique_ptr<HandlerCall> IoThread::StartCall(size_t id, std::string_view request) {
-  return std::make_unique<SynchronousCall>(*this, id, request);
-}
 
 std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
   if (options.cpu_threads < 0) {
