@@ -199,16 +199,9 @@ ContendResult RunContend(const ContendOptions& options) {
     result.lock_switches = gil->lock_stats().switches;
     result.handoff_ns = gil->lock_stats().handoff_ns;
   }
-  result.threads.push_back(Snapshot(*io_state, gil::Role::kIo, "io"));
-  for (size_t i = 0; i < k; ++i) {
-    ContendThread t = Snapshot(*cpu_states[i], gil::Role::kCpu, fmt::format("cpu-{}", i));
-    t.iterations = cpu_counts[i];
-    t.seconds = cpu_seconds[i];
-    if (t.seconds > 0) result.cpu_iterations_per_s += static_cast<double>(t.iterations) / t.seconds;
-    result.threads.push_back(std::move(t));
-  }
-  result.threads[0].seconds = result.seconds;
-  result.threads[0].iterations = result.io_steps;
+  std::vector<ContendThread> cpu;
+  for (size_t i = 0; i < k; ++i) cpu.push_back(Snapshot(*cpu_states[i], gil::Role::kCpu, fmt::format("cpu-{}", i)));
+  AddThreadRows(result, Snapshot(*io_state, gil::Role::kIo, "io"), std::move(cpu), cpu_counts, cpu_seconds);
   if (stall_monitor) result.stalls = stall_monitor->stalls_reported();
   if (recorder) {
     result.trace_dropped_events = recorder->dropped_events();
@@ -311,6 +304,19 @@ std::string FormatTable(const ContendResult& r) {
                        t.handoffs, t.iterations);
   }
   return out;
+}
+
+void AddThreadRows(ContendResult& result, ContendThread io, std::vector<ContendThread> cpu,
+                   const std::vector<int64_t>& cpu_counts, const std::vector<double>& cpu_seconds) {
+  io.seconds = result.seconds;
+  io.iterations = result.io_steps;
+  result.threads.push_back(std::move(io));
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    cpu[i].iterations = cpu_counts[i];
+    cpu[i].seconds = cpu_seconds[i];
+    if (cpu[i].seconds > 0) result.cpu_iterations_per_s += static_cast<double>(cpu[i].iterations) / cpu[i].seconds;
+    result.threads.push_back(std::move(cpu[i]));
+  }
 }
 
 }  // namespace gillab::interp

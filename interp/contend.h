@@ -75,6 +75,12 @@ struct ContendResult {
 // Throws UsageError for bad options (unknown policy, negative counts).
 ContendResult RunContend(const ContendOptions& options);
 
+// Fills result.threads: `io` first (its run's seconds and io steps), then each
+// cpu thread with the iterations it ran in its seconds, and sums
+// cpu_iterations_per_s. Shared by contend and `gillab simulate`.
+void AddThreadRows(ContendResult& result, ContendThread io, std::vector<ContendThread> cpu,
+                   const std::vector<int64_t>& cpu_counts, const std::vector<double>& cpu_seconds);
+
 // The `--json` object of design §5 (policy, io_wait_us, cpu_iterations_per_s, threads, settings),
 // plus handoff_us: the lock's hand-off latency percentiles and its CDF as [[percent, us], ...].
 nlohmann::json ToJson(const ContendResult& result);

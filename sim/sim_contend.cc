@@ -132,16 +132,9 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
 
   result.lock_switches = gil->lock_stats().switches;
   result.handoff_ns = gil->lock_stats().handoff_ns;
-  result.threads.push_back(Snapshot(*io_state->lock_state()));
-  for (size_t i = 0; i < k; ++i) {
-    interp::ContendThread t = Snapshot(*cpu_states[i]->lock_state());
-    t.iterations = cpu_counts[i];
-    t.seconds = cpu_seconds[i];
-    if (t.seconds > 0) result.cpu_iterations_per_s += static_cast<double>(t.iterations) / t.seconds;
-    result.threads.push_back(std::move(t));
-  }
-  result.threads[0].seconds = result.seconds;
-  result.threads[0].iterations = result.io_steps;
+  std::vector<interp::ContendThread> cpu;
+  for (size_t i = 0; i < k; ++i) cpu.push_back(Snapshot(*cpu_states[i]->lock_state()));
+  interp::AddThreadRows(result, Snapshot(*io_state->lock_state()), std::move(cpu), cpu_counts, cpu_seconds);
   if (recorder) {
     result.trace_dropped_events = recorder->dropped_events();
     recorder->WriteChromeJson(o.trace_path, ToJson(out).dump());
