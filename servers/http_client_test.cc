@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "gil/error.h"
+#include "servers/fake_tcp_server_test_util.h"
 #include "servers/load_client.h"
 #include "servers/socket.h"
 
@@ -31,39 +32,15 @@ struct FakeHttpBehaviour {
 // (6,600 bytes), GET /fail (500); anything else 404.
 class FakeHttpServer {
  public:
-  explicit FakeHttpServer(FakeHttpBehaviour behaviour = {}) : behaviour_(behaviour) {
-    listener_ = ListenTcp(ParseTcpEndpoint("tcp://127.0.0.1:0"));
-    SetNonBlocking(listener_.get(), false);
-    endpoint_ = LocalEndpoint(listener_.get()).ToString();
-    acceptor_ = std::thread([this] { Accept(); });
-  }
-  ~FakeHttpServer() {
-    stopping_ = true;
-    shutdown(listener_.get(), SHUT_RDWR);
-    acceptor_.join();
-    std::lock_guard lock(mutex_);
-    for (int fd : open_) shutdown(fd, SHUT_RDWR);
-    for (auto& t : connections_) t.join();
-    for (int fd : open_) close(fd);
-  }
-  const std::string& endpoint() const { return endpoint_; }
-  int accepted() const { return accepted_; }
+  explicit FakeHttpServer(FakeHttpBehaviour behaviour = {})
+      : behaviour_(behaviour), tcp_([this](int fd) { Serve(fd); }) {}
+  const std::string& endpoint() const { return tcp_.endpoint(); }
+  int accepted() const { return tcp_.accepted(); }
   int64_t requests() const { return requests_; }
   // The most complete requests found in one recv(): > 1 only if the client pipelined.
   int64_t most_requests_in_one_read() const { return most_in_one_read_; }
 
  private:
-  void Accept() {
-    while (!stopping_) {
-      const int fd = accept(listener_.get(), nullptr, nullptr);
-      if (fd < 0) return;
-      ++accepted_;
-      std::lock_guard lock(mutex_);
-      open_.push_back(fd);
-      connections_.emplace_back([this, fd] { Serve(fd); });
-    }
-  }
-
   static std::string Reply(int status, const std::string& body, bool close) {
     const char* reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Internal Server Error";
     return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Length: " + std::to_string(body.size()) +
@@ -110,16 +87,9 @@ class FakeHttpServer {
   }
 
   FakeHttpBehaviour behaviour_;
-  UniqueFd listener_;
-  std::string endpoint_;
-  std::thread acceptor_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> accepted_{0};
   std::atomic<int64_t> requests_{0};
   std::atomic<int64_t> most_in_one_read_{0};
-  std::mutex mutex_;
-  std::vector<int> open_;
-  std::vector<std::thread> connections_;
+  FakeTcpServer tcp_;  // last: its threads stop before the state they use goes
 };
 
 LoadOptions Http(const std::string& endpoint, const std::string& target, int64_t requests) {

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "gil/error.h"
+#include "servers/fake_tcp_server_test_util.h"
 #include "servers/socket.h"
 
 namespace gillab::servers {
@@ -35,33 +36,10 @@ struct FakeBehaviour {
 // bug in the shared frame reader cannot hide in both client and server).
 class FakeStreamServer {
  public:
-  explicit FakeStreamServer(FakeBehaviour behaviour) : behaviour_(behaviour) {
-    listener_ = ListenTcp(ParseTcpEndpoint("tcp://127.0.0.1:0"));
-    SetNonBlocking(listener_.get(), false);
-    endpoint_ = LocalEndpoint(listener_.get()).ToString();
-    acceptor_ = std::thread([this] { Accept(); });
-  }
-  ~FakeStreamServer() {
-    stopping_ = true;
-    shutdown(listener_.get(), SHUT_RDWR);
-    acceptor_.join();
-    std::lock_guard lock(mutex_);
-    for (int fd : open_) shutdown(fd, SHUT_RDWR);
-    for (auto& t : connections_) t.join();
-    for (int fd : open_) close(fd);
-  }
-  const std::string& endpoint() const { return endpoint_; }
+  explicit FakeStreamServer(FakeBehaviour behaviour) : behaviour_(behaviour), tcp_([this](int fd) { Serve(fd); }) {}
+  const std::string& endpoint() const { return tcp_.endpoint(); }
 
  private:
-  void Accept() {
-    while (!stopping_) {
-      const int fd = accept(listener_.get(), nullptr, nullptr);
-      if (fd < 0) return;
-      std::lock_guard lock(mutex_);
-      open_.push_back(fd);
-      connections_.emplace_back([this, fd] { Serve(fd); });
-    }
-  }
   static bool ReadAll(int fd, char* data, size_t n) {
     while (n > 0) {
       const ssize_t got = recv(fd, data, n, 0);
@@ -93,14 +71,8 @@ class FakeStreamServer {
   }
 
   FakeBehaviour behaviour_;
-  UniqueFd listener_;
-  std::string endpoint_;
-  std::thread acceptor_;
-  std::atomic<bool> stopping_{false};
   std::atomic<int64_t> served_{0};
-  std::mutex mutex_;
-  std::vector<int> open_;  // shut down to end their threads, closed after the join
-  std::vector<std::thread> connections_;
+  FakeTcpServer tcp_;  // last: its threads stop before the state they use goes
 };
 
 LoadOptions Options(const std::string& endpoint, int64_t requests, int64_t bytes) {
