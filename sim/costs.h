@@ -53,10 +53,22 @@ struct OsModel {
   // wake_cross_core_ns is the IPI; the rest (15 us) is the idle exit.
   int64_t idle_exit_ns = 15'000;
   // Which of several threads sleeping on one address a wake picks: false,
-  // the oldest (Linux futexes queue equal-priority waiters in FIFO order,
-  // and glibc's condition variables signal the oldest group first); true,
-  // one drawn from the PRNG (an OS that promises no order).
-  bool random_wake_order = false;
+  // one drawn from the PRNG; true, the oldest. Linux queues a futex's
+  // waiters in FIFO order, but what decides who gets a lock is the whole
+  // path (glibc's condition-variable groups, a waiter that has not slept
+  // yet taking the signal, who runs first): in real newgil traces on this
+  // machine (`gillab contend --policy newgil --cpu-threads 2 --trace`, io
+  // waiting with one cpu thread) the io thread, the oldest waiter, got the
+  // lock at 45-87% of the switches another thread asked for, not at all of
+  // them, and its wait is bimodal (one or two switch intervals) as with a
+  // drawn order; with the oldest first it always comes at the first.
+  bool fifo_wake_order = false;
+  // A timed wait or sleep ends somewhere in [deadline, deadline + this],
+  // drawn: Linux's default timer slack for a normal thread is 50 us
+  // (prctl PR_GET_TIMERSLACK), and `gillab vm` measures sleep_us(1000)
+  // returning 1.05-1.06 ms later on this machine. Without it every periodic
+  // thread of a simulation keeps its phase forever, which no real one does.
+  int64_t timer_slack_ns = 50'000;
   // A context switch on one core (switching to a thread from the run queue).
   // From the same-core ping-pong: 3.5 us round trip = 2 wakes + 2 switches;
   // the switch itself ~1 us.

@@ -158,7 +158,8 @@ nlohmann::json ToJson(const SimContendResult& r) {
              {"wake_cross_core_ns", s.os.wake_cross_core_ns},
              {"idle_exit_ns", s.os.idle_exit_ns},
              {"context_switch_ns", s.os.context_switch_ns},
-             {"random_wake_order", s.os.random_wake_order}};
+             {"fifo_wake_order", s.os.fifo_wake_order},
+             {"timer_slack_ns", s.os.timer_slack_ns}};
   j["sim"] = {{"instructions", r.instructions},
               {"events", r.stats.events},
               {"switches", r.stats.switches},

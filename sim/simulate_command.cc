@@ -57,8 +57,10 @@ void AddSimulateCommand(CLI::App& app) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--context-switch-ns", s.os.context_switch_ns, "Cost of a context switch on one core")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--random-wake-order", s.os.random_wake_order,
-                "A wake picks a random sleeper, not the oldest (Linux's and glibc's order)");
+  cmd->add_flag("--fifo-wake-order", s.os.fifo_wake_order,
+                "A wake picks the oldest sleeper (Linux's futex order), not a drawn one");
+  cmd->add_option("--timer-slack-ns", s.os.timer_slack_ns, "A timed wait ends up to this much after its deadline (drawn)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->callback([f] {
     f->options.sim.max_virtual_ns = f->max_virtual_ms * 1'000'000;
     f->options.sim.os.time_slice_ns = f->time_slice_us * 1000;

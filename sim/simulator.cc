@@ -279,7 +279,9 @@ struct Simulator::Impl {
     t.serial++;
     t.timed_out = false;
     waiters[key].push_back(&t);
-    if (deadline_ns > 0) Schedule(std::max(deadline_ns, now), EventKind::kTimeout, &t);
+    // A timer fires somewhere in [deadline, deadline + slack] (OsModel::timer_slack_ns).
+    const int64_t slack_ns = options.os.timer_slack_ns > 0 ? static_cast<int64_t>(Draw(options.os.timer_slack_ns + 1)) : 0;
+    if (deadline_ns > 0) Schedule(std::max(deadline_ns + slack_ns, now), EventKind::kTimeout, &t);
     LeaveCore(t);
     YieldToHost(t);
   }
@@ -302,8 +304,8 @@ struct Simulator::Impl {
     if (it == waiters.end()) return;
     auto& list = it->second;
     for (int i = 0; i < count && !list.empty(); ++i) {
-      // Which waiter the OS wakes: the oldest, or drawn (OsModel::random_wake_order).
-      const size_t pick = options.os.random_wake_order ? Draw(list.size()) : 0;
+      // Which waiter the OS wakes: one drawn, or the oldest (OsModel::fifo_wake_order).
+      const size_t pick = options.os.fifo_wake_order ? 0 : Draw(list.size());
       VThread* w = list[pick];
       list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
       w->timed_out = false;

@@ -30,8 +30,9 @@
 // when the core was halted); a running thread is preempted at its next
 // Settle once it has had its time slice and another thread waits on its
 // core; a core that goes idle takes a thread from the longest other queue.
-// Which waiter a wake picks, among several on one address: the oldest, as
-// Linux and glibc do, or one drawn (OsModel::random_wake_order).
+// Which waiter a wake picks, among several on one address: one drawn, or the
+// oldest (OsModel::fifo_wake_order). A timed wait or sleep ends within the
+// timer slack after its deadline (drawn, OsModel::timer_slack_ns).
 //
 // Determinism: every choice comes from one PRNG seeded by SimOptions::seed,
 // events at the same time run in the order they were scheduled, and only

@@ -26,6 +26,8 @@ SimOptions Quiet(int cores) {
   o.os.wake_cross_core_ns = 0;
   o.os.idle_exit_ns = 0;
   o.os.context_switch_ns = 0;
+  o.os.timer_slack_ns = 0;
+  o.os.fifo_wake_order = true;
   o.costs.clock_read_ns = 0;
   return o;
 }
@@ -210,7 +212,7 @@ TEST(Simulator, TheVirtualTimeLimitEndsARunaway) {
 std::vector<int> WakeOrder(uint64_t seed) {
   SimOptions o;
   o.os.cores = 3;
-  o.os.random_wake_order = true;
+  o.os.fifo_wake_order = false;
   o.seed = seed;
   Simulator sim(o);
   std::mutex mu;
