@@ -42,18 +42,21 @@ TEST(ContendStall, ASpinningNativeIsReportedNamingItsThreadAndTheRunEndsOnTime) 
   ContendOptions o;
   o.policy = "newgil";
   o.switch_interval_us = 1000;
-  o.cpu_program = SpinHoldingProgram();  // 5 s per spin
+  o.cpu_program = SpinHoldingProgram();  // 20 s per spin
   o.iterations = 1'000'000;              // only the duration can end this run
   o.io_sleep_us = 1000;
-  o.duration_ms = 800;
+  // The monitor reports the hold ~0.2 s after the io thread starts waiting; a
+  // loaded sanitizer build may start the threads a second late, and the run
+  // must not end before the report.
+  o.duration_ms = 2500;
   o.stall_threshold_ms = 200;
   ::testing::internal::CaptureStderr();
   const int64_t start_ns = gil::NowNs();
   const ContendResult r = RunContend(o);
   const int64_t elapsed_ns = gil::NowNs() - start_ns;
   const std::string err = ::testing::internal::GetCapturedStderr();
-  // 0.8 s plus generous slack, far below the 5 s the spin would take.
-  EXPECT_LT(elapsed_ns, 3500 * kMs) << "the run outlived its duration";
+  // 2.5 s plus generous slack, far below the 20 s the spin would take.
+  EXPECT_LT(elapsed_ns, 10'000 * kMs) << "the run outlived its duration";
   EXPECT_EQ(r.stalls, 1u) << err;
   EXPECT_NE(err.find("gillab: stall: thread cpu-0 (role cpu) has held the lock for "), std::string::npos) << err;
   EXPECT_NE(err.find("without a check point"), std::string::npos) << err;
@@ -67,11 +70,13 @@ TEST(ContendStall, ANormalRunReportsNoStall) {
     o.policy = policy;
     o.switch_interval_us = 1000;
     o.iterations = 1'000'000;
-    o.duration_ms = 600;  // each run lasts 0.6 s, twice the threshold
+    o.duration_ms = 1500;  // each run outlasts the threshold by half
     o.io_sleep_us = 2000;
     // Far above any hold of a cpu_spin thread that reaches its check points,
-    // and above how long a loaded machine keeps a runnable thread off the CPU.
-    o.stall_threshold_ms = 300;
+    // and above how long a loaded machine keeps a runnable thread off the CPU
+    // (0.3 s was seen under ASan with a load average of 12); a thread that
+    // never reached a check point would hold for the whole run.
+    o.stall_threshold_ms = 1000;
     ::testing::internal::CaptureStderr();
     const ContendResult r = RunContend(o);
     const std::string err = ::testing::internal::GetCapturedStderr();
