@@ -124,8 +124,11 @@ ContendResult RunContend(const ContendOptions& options) {
         board.Register(&vm);
         cpu_started.count_down();
         counted = true;
-        model->Enter(*cpu_states[i]);
+        // From before the first acquire: a thread that waits long to get in
+        // must not report a high rate over a short window of its own (the
+        // per-thread rates are summed).
         const int64_t t0 = gil::NowNs();
+        model->Enter(*cpu_states[i]);
         try {
           cpu_counts[i] = vm.Call("main", {Value::Int(0)}).as_int();
         } catch (...) {
