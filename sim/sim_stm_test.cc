@@ -130,16 +130,16 @@ TEST(SimContendStm, RunsContendUnderStmInVirtualTime) {
   SimContendOptions o;
   o.contend.policy = "stm";
   o.contend.cpu_threads = 2;
-  o.contend.iterations = 20;
-  o.contend.io_sleep_us = 200;
+  o.contend.iterations = 10;
+  o.contend.io_sleep_us = 100;
   o.contend.stall_threshold_ms = 0;
   o.sim.os.cores = 2;
-  o.model.quantum_instructions = 1024;
+  o.model.quantum_instructions = 4096;
   const SimContendResult r = RunSimContend(o);
-  EXPECT_EQ(r.contend.io_steps, 20);
+  EXPECT_EQ(r.contend.io_steps, 10);
   ASSERT_FALSE(r.model_report.is_null());
   // Every io step sleeps: an outside effect, so each is an inevitable unit.
-  EXPECT_GE(r.model_report.value("inevitable_units", int64_t{0}), 20);
+  EXPECT_GE(r.model_report.value("inevitable_units", int64_t{0}), 10);
   // No lock: the io thread never waits for one (contend's stm figure).
   EXPECT_LT(r.contend.io_wait_ns.Percentile(50), 1'000);
   const std::string a = ToJson(r).dump();
