@@ -2,6 +2,8 @@
 // modes; only who runs the threads differs (the simulator, or std::thread).
 #include "sim/sim_stm.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -72,6 +74,14 @@ bool WorkerBody(interp::ExecModel& model, const std::shared_ptr<interp::Heap>& h
   while (end < now && !w.end_ns.compare_exchange_weak(end, now, std::memory_order_relaxed)) {
   }
   return w.unfinished.fetch_sub(1, std::memory_order_acq_rel) == 1;
+}
+
+// CPU time of the whole process (user + system), in seconds.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 // setup(k, n) or check() of a race program, on the calling thread.
@@ -147,9 +157,11 @@ StmWorkersResult RunStmWorkers(const StmWorkersOptions& options) {
         }
       });
     }
+    const double cpu0 = ProcessCpuSeconds();
     w.start_ns = gil::NowNs();
     ready.arrive_and_wait();
     for (auto& t : pool) t.join();
+    out.cpu_seconds = ProcessCpuSeconds() - cpu0;
     for (const auto& e : errors) {
       if (e) std::rethrow_exception(e);
     }
@@ -228,6 +240,7 @@ nlohmann::json ToJson(const StmWorkersResult& r) {
                      {"framework_clock", o.workload.framework_clock}};
   }
   if (r.checked) j["check"] = r.check;
+  if (o.real) j["cpu_seconds"] = r.cpu_seconds;
   if (!o.real) {
     j["cores"] = o.sim.os.cores;
     j["seed"] = o.sim.seed;
@@ -240,17 +253,18 @@ nlohmann::json ToJson(const StmWorkersResult& r) {
 }
 
 std::string FormatStmWorkersHeader() {
-  return fmt::format("{:<9} {:>5} {:>7} {:>6} {:>10} {:>10} {:>8} {:>7} {:>9} {:>10} {:>10} {:>8}\n", "mode", "cores",
-                     "workers", "tx", "seconds", "tx/s", "aborts", "inev", "conflicts", "aborted_ms", "paused_ms",
-                     "host_s");
+  return fmt::format("{:<9} {:>5} {:>7} {:>6} {:>10} {:>10} {:>8} {:>7} {:>9} {:>10} {:>10} {:>8} {:>8}\n", "mode",
+                     "cores", "workers", "tx", "seconds", "tx/s", "aborts", "inev", "conflicts", "aborted_ms",
+                     "paused_ms", "host_s", "cpu_s");
 }
 
 std::string FormatStmWorkersRow(const StmWorkersResult& r) {
   const StmWorkersOptions& o = r.options;
-  return fmt::format("{:<9} {:>5} {:>7} {:>6} {:>10.4f} {:>10.1f} {:>8} {:>7} {:>9} {:>10.1f} {:>10.1f} {:>8.2f}\n",
+  return fmt::format("{:<9} {:>5} {:>7} {:>6} {:>10.4f} {:>10.1f} {:>8} {:>7} {:>9} {:>10.1f} {:>10.1f} {:>8.2f} {:>8}\n",
                      o.real ? "real" : "simulate", o.real ? std::string("host") : std::to_string(o.sim.os.cores),
                      o.workers, r.transactions, r.seconds, r.per_second, r.aborts, r.inevitable_units, r.conflicts,
-                     static_cast<double>(r.aborted_ns) / 1e6, static_cast<double>(r.paused_ns) / 1e6, r.host_seconds);
+                     static_cast<double>(r.aborted_ns) / 1e6, static_cast<double>(r.paused_ns) / 1e6, r.host_seconds,
+                     o.real ? fmt::format("{:.2f}", r.cpu_seconds) : std::string("-"));
 }
 
 }  // namespace gillab::sim

@@ -27,7 +27,8 @@
 //
 // Determinism: in a simulation every figure is virtual and the same seed
 // gives the same output, byte for byte (ToJson); host_seconds is the only
-// host figure and is printed by FormatTable only.
+// host figure and is printed by FormatTable only. A real run also reports
+// the CPU time it got (on a shared machine the neighbours take cores).
 //
 //   StmWorkersOptions o;  o.workers = 4;  o.sim.os.cores = 4;
 //   StmWorkersResult r = RunStmWorkers(o);   // r.per_second, r.aborts
@@ -84,6 +85,9 @@ struct StmWorkersResult {
   SimStats stats;
   uint64_t instructions = 0;
   double host_seconds = 0;  // not deterministic: FormatTable only
+  // Real threads only: the process's CPU time over the workers' span (how
+  // many of the host's cores the run got: cpu_seconds / seconds).
+  double cpu_seconds = 0;
 };
 
 // Throws UsageError for bad options, SimError when the simulation cannot finish.
