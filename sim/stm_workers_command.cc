@@ -80,7 +80,7 @@ void AddStmWorkersCommand(CLI::App& app) {
       }
     }
     nlohmann::json all = nlohmann::json::array();
-    if (!f->json) fmt::print("{}", FormatStmWorkersHeader());
+    bool header_printed = false;  // after the first point: a usage error prints nothing else
     for (const auto& [c, w] : points) {
       StmWorkersOptions o = f->options;
       o.workers = w;
@@ -89,6 +89,8 @@ void AddStmWorkersCommand(CLI::App& app) {
       if (f->json) {
         all.push_back(ToJson(r));
       } else {
+        if (!header_printed) fmt::print("{}", FormatStmWorkersHeader());
+        header_printed = true;
         fmt::print("{}", FormatStmWorkersRow(r));
         std::fflush(stdout);
       }
