@@ -1,10 +1,11 @@
 // cond_var.h — std::condition_variable behind the platform seam (platform.h):
 // the real one on a real thread, the simulator's event queue on a simulated
-// one. `newgil` sleeps on two of these, as CPython's take_gil/drop_gil do.
+// one. `newgil` sleeps on two of these, as CPython's take_gil/drop_gil do;
+// the stm model's inevitable token on one.
 //
 // Same contract as std::condition_variable with a std::mutex (spurious
 // wake-ups allowed; callers loop on their predicate). notify_one on a real
-// thread costs one thread-local load more than the standard one.
+// thread (and NotifyAll) costs one thread-local load more than the standard one.
 //
 //   std::unique_lock lock(mu);  CondVar cv;
 //   bool timed_out = cv.WaitForNs(lock, 5'000'000);   // waiter
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 
 #include "gil/platform.h"
@@ -28,6 +30,13 @@ class CondVar {
       return;
     }
     cv_.notify_one();
+  }
+  void NotifyAll() {
+    if (Platform* p = ThreadPlatform()) [[unlikely]] {
+      p->NotifyCondition(this, std::numeric_limits<int>::max());
+      return;
+    }
+    cv_.notify_all();
   }
   // Waits until notified (or spuriously). `lock` must hold the mutex.
   void Wait(std::unique_lock<std::mutex>& lock) {

@@ -3,8 +3,9 @@
 // variables) or a simulator's event queue (sim/, design §13).
 //
 // Every policy sleeps and wakes only through FutexWord (futex.h) and CondVar
-// (cond_var.h) and reads time only through NowNs() (clock.h). Each of those
-// asks ThreadPlatform() on its slow path: nullptr, the case of every thread
+// (cond_var.h) and reads time only through NowNs() (clock.h); a spin-wait's
+// backoff (the stm model's: spin, yield, short sleep) asks Pause. Each of
+// those asks ThreadPlatform() on its slow path: nullptr, the case of every thread
 // of a real run, means the real machine; a thread that a simulator runs has
 // its Platform installed (SetThreadPlatform) and every wait, wake and clock
 // read of that thread goes to it instead. So there is one copy of each
@@ -12,8 +13,9 @@
 // "same code" principle).
 //
 // Cost on the real fast paths: none on an uncontended acquire/release or a
-// check point except CondVar::notify_one (one thread-local load and a
-// predictable branch; newgil's take calls it). The clock's fast path is
+// check point except CondVar::NotifyOne/NotifyAll (one thread-local load and
+// a predictable branch; newgil's take and the stm's inevitable token call
+// them). Pause is asked only once a spin-wait has failed its first check. The clock's fast path is
 // untouched: a simulated thread's TSC anchor stays empty, so its every read
 // falls to SlowNowNs(), which asks the platform first.
 //
@@ -21,7 +23,10 @@
 // thread the platform was installed on; a wait returns only after a wake for
 // the same address, after the deadline, or spuriously (callers re-check, as
 // with real futexes); a wake before the waiter has slept is not lost as long
-// as the waiter re-checks its word/predicate (the callers do).
+// as the waiter re-checks its word/predicate (the callers do). Pause lets
+// the given time pass on the caller's clock and lets the other threads run
+// meanwhile (a spinning thread must not stop time: the one it waits for has
+// to be able to move).
 //
 //   gil::SetThreadPlatform(&simulator_thread);   // in a simulated thread, before any lock call
 #pragma once
@@ -48,6 +53,15 @@ class Platform {
   // Returns true when it timed out.
   virtual bool WaitOnCondition(const void* cv, std::unique_lock<std::mutex>& lock, int64_t timeout_ns) = 0;
   virtual void NotifyCondition(const void* cv, int count) = 0;
+
+  // How a spin-wait backs off between two checks of what it waits for.
+  enum class PauseKind : uint8_t {
+    kSpin,   // stays on its core (the PAUSE instruction)
+    kYield,  // offers its core to a thread queued on it (sched_yield)
+    kSleep,  // leaves its core for the time (nanosleep)
+  };
+  // One backoff step of `ns`, then returns (the caller re-checks).
+  virtual void Pause(PauseKind kind, int64_t ns) = 0;
 };
 
 namespace platform_internal {

@@ -13,6 +13,7 @@
 
 #include "gil/clock.h"
 #include "gil/error.h"
+#include "gil/platform.h"
 #include "interp/heap.h"
 
 namespace gillab::interp {
@@ -31,16 +32,34 @@ StmWord& WordOf(const void* object, HeapAccess::Target target) {
 }
 
 // Waits politely: spin a little, then yield, then sleep (2-core machines: a
-// preempted owner must get a core to finish on).
+// preempted owner must get a core to finish on). A simulated thread (design
+// §13) asks its platform for the same step instead: on the host it would
+// spin or sleep without moving virtual time, and the thread it waits for
+// could never run (one virtual thread runs at a time).
+constexpr int kSpinRounds = 32;
+constexpr int kYieldRounds = 64;
+constexpr int64_t kBackoffSleepNs = 50'000;
+
 void Backoff(int round) {
-  if (round < 32) {
+  if (gil::Platform* p = gil::ThreadPlatform()) [[unlikely]] {
+    using Kind = gil::Platform::PauseKind;
+    if (round < kSpinRounds) {
+      p->Pause(Kind::kSpin, 0);
+    } else if (round < kYieldRounds) {
+      p->Pause(Kind::kYield, 0);
+    } else {
+      p->Pause(Kind::kSleep, kBackoffSleepNs);
+    }
+    return;
+  }
+  if (round < kSpinRounds) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
-  } else if (round < 64) {
+  } else if (round < kYieldRounds) {
     std::this_thread::yield();
   } else {
-    timespec ts{0, 50'000};
+    timespec ts{0, kBackoffSleepNs};
     nanosleep(&ts, nullptr);
   }
 }
@@ -431,7 +450,7 @@ void StmModel::TakeToken(StmThread& t, int site) {
         throw UnitAborted("stm: needs to become inevitable while another unit is");
       }
       const int64_t start_ns = gil::NowNs();
-      token_cv_.wait(lock, [&] { return token_.load(std::memory_order_relaxed) == -1; });
+      while (token_.load(std::memory_order_relaxed) != -1) token_cv_.Wait(lock);
       waited_ns = gil::NowNs() - start_ns;
       ConflictFigures& f = conflicts_[ConflictKey{kInevitable, site, other_site}];
       ++f.count;
@@ -470,7 +489,7 @@ void StmModel::ReleaseToken(StmThread& t) {
     }
     token_.store(-1, std::memory_order_release);
   }
-  token_cv_.notify_all();
+  token_cv_.NotifyAll();
 }
 
 void StmModel::BecomeInevitable(StmThread& t, int site) {

@@ -56,6 +56,12 @@
 //   undo log freed, the table references dropped, one atomic increment of
 //   the thread's unit serial. An abort costs the undo log applied in reverse
 //   plus the same.
+// - Waiting. Every wait goes through the platform seam (gil/platform.h), so
+//   the simulator runs this code in virtual time (design §13): the token's
+//   waiters sleep on a gil::CondVar, the spin-waits (an inevitable unit
+//   waiting for its victims, a re-run waiting for the object it lost) back
+//   off by spinning, yielding, then sleeping 50 µs — on a simulated thread
+//   through Platform::Pause — and clock reads are gil::NowNs.
 // - Limits. At most kMaxThreads (62) threads attached at once (the reader
 //   bitmask); Attach beyond that throws. A unit that holds an object and never
 //   ends (a hostile loop) makes the others that need it wait: after
@@ -76,7 +82,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -85,6 +90,7 @@
 #include <tuple>
 #include <vector>
 
+#include "gil/cond_var.h"
 #include "interp/exec_model.h"
 
 namespace gillab::interp {
@@ -208,7 +214,7 @@ class StmModel final : public ExecModel {
 
   std::unique_ptr<SlotState[]> slots_;  // kMaxThreads
   mutable std::mutex mu_;               // slot allocation, sites, conflicts, totals, the token's waiters
-  std::condition_variable token_cv_;
+  gil::CondVar token_cv_;               // the token's waiters (mu_); a simulator's on its threads
   std::atomic<int> token_{-1};          // the inevitable unit's slot, or -1
   int token_site_ = -1;                 // where it became inevitable (mu_)
   std::vector<std::string> site_text_;  // by site id (mu_)

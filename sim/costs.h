@@ -27,6 +27,26 @@ struct CostTable {
   // EndBlocking/Yield's bookkeeping): uncontended Acquire+Release with
   // statistics 37-41 ns (microbench.md, ticket/priority/newgil) -> ~20 ns each.
   int64_t lock_op_ns = 20;
+  // The stm model's own work (interp/stm_model.h), on top of its VM
+  // instructions; charged only under a model whose units may abort.
+  // interp/stm_benchmark.cc in thread CPU time, each minus its baseline under
+  // `none`, median of 3 on this machine under load (2026-12-03):
+  // one unit's begin and commit with nothing held, BM_StmUnit 92.7 - 50.0 ns
+  // (two clock reads, the bookkeeping, the figures' atomics) ...
+  int64_t stm_unit_ns = 42;
+  // ... and one heap access the VM reports to it, BM_StmAccess 32.4 - 9.2 ns
+  // (the barrier's hash lookup; a first access's CAS is amortised). A unit's
+  // first write of an object costs ~115 ns more (BM_StmConflictFree: 180 ns
+  // per unit with one object written, minus the two above): not charged apart,
+  // since the hooks do not tell a first access from a later one; it is one
+  // object per unit in the stm_tornado handler (0.1 µs of ~4 ms).
+  int64_t stm_access_ns = 23;
+  // One round of a spin-wait's backoff (stm_model.cc's Backoff, the
+  // Platform::Pause kinds), in thread CPU time: a PAUSE plus the re-check,
+  // BM_PauseInstruction 29.9 ns; a sched_yield with nothing else to run,
+  // BM_SchedYield 649 ns.
+  int64_t spin_pause_ns = 30;
+  int64_t yield_ns = 650;
 };
 
 // The simulated kernel: cores, run queues, time slices, wake-up latencies.
@@ -68,6 +88,8 @@ struct OsModel {
   // (prctl PR_GET_TIMERSLACK), and `gillab vm` measures sleep_us(1000)
   // returning 1.05-1.06 ms later on this machine. Without it every periodic
   // thread of a simulation keeps its phase forever, which no real one does.
+  // (BM_Nanosleep50us, interp/stm_benchmark.cc, measured 109 µs over under
+  // load: the slack, the wake-up modelled apart, and the neighbours.)
   int64_t timer_slack_ns = 50'000;
   // A context switch on one core (switching to a thread from the run queue).
   // From the same-core ping-pong: 3.5 us round trip = 2 wakes + 2 switches;

@@ -2,6 +2,7 @@
 // interp/contend.cc's; what differs is that the threads are the simulator's.
 #include "sim/sim_contend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "gil/error.h"
 #include "gil/trace.h"
 #include "interp/heap.h"
+#include "interp/stm_model.h"
 #include "interp/vm.h"
 
 namespace gillab::sim {
@@ -23,9 +25,14 @@ int PriorityOf(const interp::ContendOptions& o, gil::Role role) {
   return it == o.lock_priority.end() ? 0 : it->second;
 }
 
-interp::ContendThread Snapshot(const gil::ThreadState& t) {
+// A thread's record; a model without a lock (stm) has no lock figures to
+// give (interp/contend.cc's rule).
+interp::ContendThread Snapshot(const interp::ExecThread& et, gil::Role role, std::string name) {
   interp::ContendThread out;
-  out.role = t.role();
+  out.role = role;
+  out.name = std::move(name);
+  if (et.lock_state() == nullptr) return out;
+  const gil::ThreadState& t = *et.lock_state();
   out.name = t.name();
   out.lock_priority = t.lock_priority();
   out.stats = t.stats();
@@ -53,7 +60,9 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   // step, with no virtual time between: a woken waiter always finds it taken
   // again and the io thread would starve forever (the real run has a window
   // of a few ns that sometimes lets it in). Not modelled yet.
-  if (gil::PolicyTraitsOf(o.policy).uses_ticks) {
+  const auto& policies = gil::PolicyNames();
+  const bool is_lock_policy = std::find(policies.begin(), policies.end(), o.policy) != policies.end();
+  if (is_lock_policy && gil::PolicyTraitsOf(o.policy).uses_ticks) {
     throw UsageError(fmt::format("simulate does not model policy '{}' yet (its tick yield leaves no window in virtual time)", o.policy));
   }
 
@@ -62,8 +71,11 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   SimModel model(interp::MakeExecModel(o.policy, {.gil = {.switch_interval_us = o.switch_interval_us,
                                                           .check_interval = o.check_interval}}),
                  sim, options.model);
+  // nullptr under a model without a lock (stm): no lock figures, no trace.
   gil::Gil* gil = model.lock();
-  if (gil == nullptr) throw UsageError(fmt::format("simulate needs a lock policy, not '{}'", o.policy));
+  if (gil == nullptr && !o.trace_path.empty()) {
+    throw UsageError(fmt::format("--trace needs a lock policy; '{}' has no lock", o.policy));
+  }
   std::unique_ptr<gil::TraceRecorder> recorder;
   if (!o.trace_path.empty()) {
     recorder = std::make_unique<gil::TraceRecorder>(gil::TraceOptions{.max_events_per_thread = o.trace_max_events});
@@ -130,16 +142,26 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   out.stats = sim.stats();
   out.instructions = model.instructions();
 
-  result.lock_switches = gil->lock_stats().switches;
-  result.handoff_ns = gil->lock_stats().handoff_ns;
+  if (gil != nullptr) {
+    result.lock_switches = gil->lock_stats().switches;
+    result.handoff_ns = gil->lock_stats().handoff_ns;
+  }
+  out.model_report = model.ReportJson();
   std::vector<interp::ContendThread> cpu;
-  for (size_t i = 0; i < k; ++i) cpu.push_back(Snapshot(*cpu_states[i]->lock_state()));
-  interp::AddThreadRows(result, Snapshot(*io_state->lock_state()), std::move(cpu), cpu_counts, cpu_seconds);
+  for (size_t i = 0; i < k; ++i) cpu.push_back(Snapshot(*cpu_states[i], gil::Role::kCpu, fmt::format("cpu-{}", i)));
+  interp::AddThreadRows(result, Snapshot(*io_state, gil::Role::kIo, "io"), std::move(cpu), cpu_counts, cpu_seconds);
   if (recorder) {
     result.trace_dropped_events = recorder->dropped_events();
     recorder->WriteChromeJson(o.trace_path, ToJson(out).dump());
   }
   return out;
+}
+
+nlohmann::json CostsJson(const CostTable& c) {
+  return {{"vm_instruction_ns", c.vm_instruction_ns}, {"clock_read_ns", c.clock_read_ns},
+          {"lock_op_ns", c.lock_op_ns},               {"stm_unit_ns", c.stm_unit_ns},
+          {"stm_access_ns", c.stm_access_ns},         {"spin_pause_ns", c.spin_pause_ns},
+          {"yield_ns", c.yield_ns}};
 }
 
 nlohmann::json ToJson(const SimContendResult& r) {
@@ -149,9 +171,7 @@ nlohmann::json ToJson(const SimContendResult& r) {
   j["cores"] = s.os.cores;
   j["seed"] = s.seed;
   j["quantum_instructions"] = r.options.model.quantum_instructions;
-  j["costs"] = {{"vm_instruction_ns", s.costs.vm_instruction_ns},
-                {"clock_read_ns", s.costs.clock_read_ns},
-                {"lock_op_ns", s.costs.lock_op_ns}};
+  j["costs"] = CostsJson(s.costs);
   j["os"] = {{"time_slice_ns", s.os.time_slice_ns},
              {"wakeup_granularity_ns", s.os.wakeup_granularity_ns},
              {"wake_same_core_ns", s.os.wake_same_core_ns},
@@ -160,6 +180,7 @@ nlohmann::json ToJson(const SimContendResult& r) {
              {"context_switch_ns", s.os.context_switch_ns},
              {"fifo_wake_order", s.os.fifo_wake_order},
              {"timer_slack_ns", s.os.timer_slack_ns}};
+  if (!r.model_report.is_null()) j["model_report"] = r.model_report;
   j["sim"] = {{"instructions", r.instructions},
               {"events", r.stats.events},
               {"switches", r.stats.switches},
@@ -175,6 +196,7 @@ std::string FormatTable(const SimContendResult& r) {
   std::string out = fmt::format("simulated: {} cores, seed {} (times are virtual)\n", r.options.sim.os.cores,
                                 r.options.sim.seed);
   out += interp::FormatTable(r.contend);
+  if (!r.model_report.is_null() && r.options.contend.policy == "stm") out += "\n" + interp::FormatStmReport(r.model_report);
   const double per_s = r.host_seconds > 0 ? static_cast<double>(r.instructions) / r.host_seconds : 0;
   out += fmt::format(
       "\nsimulator: {} VM instructions, {} events, {} switches, {} preemptions, {} migrations; "

@@ -8,6 +8,10 @@
 // of virtual time after the cpu threads (the real run waits for them on a
 // latch); duration_ms is virtual; there is no stall monitor (nothing can
 // stall in virtual time that the deadlock check would not report).
+// Under `stm` (no lock) there are no lock figures and no trace, as in the
+// real run; the io wait is what contend reports under stm, the time from the
+// end of the blocking call to running VM code again; the stm report
+// (commits, aborts, conflicts) comes with the result.
 // The result is a ContendResult, so ToJson / FormatTable print it; the
 // simulation's own figures are in SimContendResult.
 //
@@ -37,15 +41,19 @@ struct SimContendResult {
   SimStats stats;
   uint64_t instructions = 0;  // simulated VM instructions (charged quanta)
   double host_seconds = 0;    // wall time of the simulation on this host (not deterministic)
+  nlohmann::json model_report;  // the model's report (stm: commits, aborts, conflicts), null when none
 };
 
 // Throws UsageError for bad options, SimError when the simulation cannot finish.
 SimContendResult RunSimContend(const SimContendOptions& options);
 
 // contend's JSON (interp::ToJson) plus mode "simulate", cores, seed, the
-// cost table and OS model used, and the simulator's counters. Only virtual,
+// cost table and OS model used, the simulator's counters and the model's
+// report (model_report, stm only). Only virtual,
 // deterministic figures: the same seed gives the same bytes.
 nlohmann::json ToJson(const SimContendResult& result);
+// The cost table as JSON (every field), for the outputs that record it.
+nlohmann::json CostsJson(const CostTable& costs);
 // contend's table plus one line of simulator figures (host speed included).
 std::string FormatTable(const SimContendResult& result);
 

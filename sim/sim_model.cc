@@ -27,7 +27,8 @@ SimModel::SimModel(std::unique_ptr<interp::ExecModel> inner, Simulator& sim, Sim
       options_(options),
       inner_tick_interval_(inner_->TickInterval()),
       quantum_cost_ns_(std::llround(static_cast<double>(options.quantum_instructions) *
-                                    sim.options().costs.vm_instruction_ns)) {
+                                    sim.options().costs.vm_instruction_ns)),
+      charges_stm_(inner_->traits().units_may_abort) {
   if (options_.quantum_instructions < 1) {
     throw UsageError(fmt::format("quantum must be >= 1 instruction, got {}", options_.quantum_instructions));
   }
@@ -68,6 +69,7 @@ const std::atomic<bool>& SimModel::EvalBreaker(const interp::ExecThread& t) cons
 
 void SimModel::BeginUnit(interp::ExecThread& t) { inner_->BeginUnit(Inner(t)); }
 interp::UnitVerdict SimModel::EndUnit(interp::ExecThread& t, interp::UnitEnd how) {
+  if (charges_stm_) sim_.Charge(sim_.options().costs.stm_unit_ns);
   return inner_->EndUnit(Inner(t), how);
 }
 
@@ -91,6 +93,7 @@ void SimModel::OnTick(interp::ExecThread& t) {
 }
 
 interp::BlockResult SimModel::Block(interp::ExecThread& t, const interp::BlockingWait& wait) {
+  inner_->OnExternalEffectAt(Inner(t), wait.native, wait.site);
   BeginBlocking(t);
   sim_.Sleep(wait.duration_us * 1000);
   const int64_t asked_ns = gil::NowNs();
@@ -101,8 +104,15 @@ interp::BlockResult SimModel::Block(interp::ExecThread& t, const interp::Blockin
 void SimModel::OnExternalEffect(interp::ExecThread& t, std::string_view native) {
   inner_->OnExternalEffect(Inner(t), native);
 }
+void SimModel::OnExternalEffectAt(interp::ExecThread& t, std::string_view native, const interp::SourceSite& site) {
+  inner_->OnExternalEffectAt(Inner(t), native, site);
+}
 void SimModel::OnHeapAccess(interp::ExecThread& t, const interp::HeapAccess& access) {
+  if (charges_stm_) sim_.Charge(sim_.options().costs.stm_access_ns);
   inner_->OnHeapAccess(Inner(t), access);
+}
+std::map<std::string, double> SimModel::Figures(const interp::ExecThread& t) const {
+  return inner_->Figures(Inner(t));
 }
 void SimModel::SetPriority(interp::ExecThread& t, int priority) { inner_->SetPriority(Inner(t), priority); }
 

@@ -13,6 +13,14 @@
 //   time off the core (Simulator::Sleep), then EndBlocking; the resume wait
 //   is measured on the virtual clock.
 // - Lock operations that do not wait charge CostTable::lock_op_ns.
+// - A model whose units may abort (stm) also charges its own work:
+//   CostTable::stm_unit_ns per unit that ends (commit or abort) and
+//   stm_access_ns per heap access it is told of. Its waits (the inevitable
+//   token, its spin-waits' backoff) go through the platform seam, so they
+//   run in virtual time by themselves.
+// - A blocking native is an outside effect: the wrapped model hears of it
+//   (OnExternalEffectAt: an stm unit becomes inevitable, as its own Block
+//   would make it) before the virtual wait.
 // Everything else (the eval breaker, check points, priorities, units) is the
 // wrapped model's, unchanged: the same code decides who runs.
 //
@@ -62,8 +70,15 @@ class SimModel final : public interp::ExecModel {
   void OnTick(interp::ExecThread& t) override;
   interp::BlockResult Block(interp::ExecThread& t, const interp::BlockingWait& wait) override;
   void OnExternalEffect(interp::ExecThread& t, std::string_view native) override;
+  void OnExternalEffectAt(interp::ExecThread& t, std::string_view native, const interp::SourceSite& site) override;
   void OnHeapAccess(interp::ExecThread& t, const interp::HeapAccess& access) override;
   void SetPriority(interp::ExecThread& t, int priority) override;
+
+  std::map<std::string, double> Figures(const interp::ExecThread& t) const override;
+  std::map<std::string, double> RunFigures() const override { return inner_->RunFigures(); }
+  nlohmann::json ReportJson() const override { return inner_->ReportJson(); }
+  // The wrapped model (e.g. for StmModel's report).
+  interp::ExecModel& inner() { return *inner_; }
 
   // Simulated VM instructions charged so far (all threads).
   uint64_t instructions() const { return instructions_; }
@@ -78,6 +93,7 @@ class SimModel final : public interp::ExecModel {
   SimModelOptions options_;
   int64_t inner_tick_interval_;
   int64_t quantum_cost_ns_;
+  bool charges_stm_;  // the wrapped model's units may abort: its own work costs (see above)
   uint64_t instructions_ = 0;  // only the baton holder writes it
 };
 

@@ -14,6 +14,17 @@
 
 namespace gillab::sim {
 
+void AddStmCostOptions(CLI::App& cmd, SimOptions& s) {
+  cmd.add_option("--stm-unit-ns", s.costs.stm_unit_ns, "stm: cost of one unit's begin and end")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--stm-access-ns", s.costs.stm_access_ns, "stm: cost of one heap access's barrier")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--spin-pause-ns", s.costs.spin_pause_ns, "Cost of one spin round of a backoff")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--yield-ns", s.costs.yield_ns, "Cost of one sched_yield round of a backoff")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+}
+
 void AddSimulateCommand(CLI::App& app) {
   struct Flags {
     SimContendOptions options;
@@ -28,7 +39,7 @@ void AddSimulateCommand(CLI::App& app) {
   o.stall_threshold_ms = 0;  // no stall monitor in virtual time
   CLI::App* cmd = app.add_subcommand(
       "simulate", "`contend` in virtual time on N simulated cores: the real VM and lock policy, deterministic per seed");
-  cmd->add_option("--policy", o.policy, "Lock policy: ticket, priority, newgil, none (mutex: not modelled yet)")->capture_default_str();
+  cmd->add_option("--policy", o.policy, "Lock policy or model: ticket, priority, newgil, none, stm (mutex: not modelled yet)")->capture_default_str();
   interp::AddContendOptions(*cmd, o, f->lock_priority, f->json);  // times are virtual here
   // The simulator.
   cmd->add_option("--cores", s.os.cores, "Simulated cores")->capture_default_str()->check(CLI::Range(1, 4096));
@@ -46,6 +57,7 @@ void AddSimulateCommand(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lock-op-ns", s.costs.lock_op_ns, "Cost of a lock operation that does not wait")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  AddStmCostOptions(*cmd, s);
   f->time_slice_us = s.os.time_slice_ns / 1000;
   cmd->add_option("--time-slice-us", f->time_slice_us, "OS time slice")->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -89,6 +89,24 @@ struct Simulator::Impl {
       return timed_out;
     }
     void NotifyCondition(const void* cv, int count) override { impl->WakeKey(*this, cv, count); }
+    void Pause(PauseKind kind, int64_t ns) override {
+      impl->CheckAbort();
+      ns = std::max<int64_t>(ns, 0);
+      switch (kind) {
+        case PauseKind::kSpin:
+          debt_ns += ns + impl->options.costs.spin_pause_ns;
+          impl->Settle(*this);
+          break;
+        case PauseKind::kYield:
+          debt_ns += ns + impl->options.costs.yield_ns;
+          impl->Yield(*this);
+          break;
+        case PauseKind::kSleep:
+          impl->PayDebt(*this);
+          impl->Block(*this, this, impl->now + ns);  // plus the timer slack, as every timed wait
+          break;
+      }
+    }
   };
 
   Simulator* self;
@@ -262,6 +280,21 @@ struct Simulator::Impl {
     if (!slice_over && !woken_preempts) return;
     stats.preemptions++;
     core.wake_preempt = false;
+    Preempt(t, core);
+  }
+
+  // sched_yield: the debt paid, the core goes to the first thread queued on
+  // it (t to the back of the queue); nobody queued: t goes on at once.
+  void Yield(VThread& t) {
+    CheckAbort();
+    PayDebt(t);
+    Core& core = cores[t.core];
+    if (core.queue.empty()) return;
+    Preempt(t, core);
+  }
+
+  // t gives its core to the first thread of its queue and waits at the back.
+  void Preempt(VThread& t, Core& core) {
     VThread* next = core.queue.front();
     core.queue.pop_front();
     core.queue.push_back(&t);

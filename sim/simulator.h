@@ -11,7 +11,12 @@
 // event queue. Nothing else waits: the policies' internal std::mutexes are
 // never contended, because a thread gives up the baton only in a platform
 // wait or at Settle(), and the policies hold none of their mutexes there (a
-// condition-variable wait releases its mutex before it parks).
+// condition-variable wait releases its mutex before it parks). A spin-wait
+// (the stm model's backoff) asks Platform::Pause for each round: a spin or
+// a yield charges its cost (CostTable::spin_pause_ns, yield_ns) and settles,
+// a yield also gives the core to a thread queued on it, a sleep leaves the
+// core for the time asked plus the timer slack; so the thread it
+// waits for gets to run, in virtual time.
 //
 // Time. Virtual time only moves when a thread charges for work: Charge(ns)
 // adds to the thread's debt without giving up the baton (safe anywhere, even
