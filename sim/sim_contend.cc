@@ -14,6 +14,7 @@
 #include "gil/trace.h"
 #include "interp/heap.h"
 #include "interp/vm.h"
+#include "sim/sim_json.h"
 
 namespace gillab::sim {
 namespace {
@@ -144,29 +145,7 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
 
 nlohmann::json ToJson(const SimContendResult& r) {
   nlohmann::json j = interp::ToJson(r.contend);
-  const SimOptions& s = r.options.sim;
-  j["mode"] = "simulate";
-  j["cores"] = s.os.cores;
-  j["seed"] = s.seed;
-  j["quantum_instructions"] = r.options.model.quantum_instructions;
-  j["costs"] = {{"vm_instruction_ns", s.costs.vm_instruction_ns},
-                {"clock_read_ns", s.costs.clock_read_ns},
-                {"lock_op_ns", s.costs.lock_op_ns}};
-  j["os"] = {{"time_slice_ns", s.os.time_slice_ns},
-             {"wakeup_granularity_ns", s.os.wakeup_granularity_ns},
-             {"wake_same_core_ns", s.os.wake_same_core_ns},
-             {"wake_cross_core_ns", s.os.wake_cross_core_ns},
-             {"idle_exit_ns", s.os.idle_exit_ns},
-             {"context_switch_ns", s.os.context_switch_ns},
-             {"random_wake_order", s.os.random_wake_order}};
-  j["sim"] = {{"instructions", r.instructions},
-              {"events", r.stats.events},
-              {"switches", r.stats.switches},
-              {"fast_settles", r.stats.fast_settles},
-              {"wakes", r.stats.wakes},
-              {"timeouts", r.stats.timeouts},
-              {"preemptions", r.stats.preemptions},
-              {"migrations", r.stats.migrations}};
+  j.update(SimFieldsJson(r.options.sim, r.options.model, r.stats, r.instructions));
   return j;
 }
 
