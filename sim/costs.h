@@ -52,6 +52,14 @@ struct OsModel {
   // round trip is 35-45 us (microbench.md) -> ~20 us one way, of which
   // wake_cross_core_ns is the IPI; the rest (15 us) is the idle exit.
   int64_t idle_exit_ns = 15'000;
+  // A wake-up's latency varies: each one adds a delay drawn uniformly from
+  // [0, wake_jitter_ns]. 0 (the default) draws nothing: a perfectly regular
+  // OS. The real two-core futex ping-pong spreads over 35-45 us per round
+  // trip (microbench.md), ~5 us per wake. Without any jitter a policy whose
+  // choices depend on who is awake first can lock into one periodic pattern
+  // that real noise breaks (newgil with 2+ cpu threads: two of them trade
+  // the lock and the others starve; results/reference/sim_serve/README.md).
+  int64_t wake_jitter_ns = 0;
   // Which of several threads sleeping on one address a wake picks: false,
   // the oldest (Linux futexes queue equal-priority waiters in FIFO order,
   // and glibc's condition variables signal the oldest group first); true,

@@ -36,6 +36,8 @@ void AddSimFlags(CLI::App& cmd, SimFlags& f) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--wake-cross-core-ns", s.os.wake_cross_core_ns, "Wake-up latency onto another core")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--wake-jitter-ns", s.os.wake_jitter_ns, "Each wake-up adds a delay drawn from [0, this]")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--idle-exit-ns", s.os.idle_exit_ns, "Extra latency to wake a halted idle core")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--context-switch-ns", s.os.context_switch_ns, "Cost of a context switch on one core")
