@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   gillab::interp::AddRaceCommand(app);
   gillab::sim::AddSimulateCommand(app);
   gillab::sim::AddStmWorkersCommand(app);
+  gillab::sim::AddSimulateServeCommand(app);
   gillab::servers::AddServeCommand(app);
   gillab::servers::AddLoadCommand(app);
   gillab::experiments::AddRunCommand(app);

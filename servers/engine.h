@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,10 @@
 #include "gil/gil.h"
 #include "gil/thread_priority.h"
 #include "gil/trace.h"
+
+namespace gillab::interp {
+class ExecModel;
+}
 
 namespace gillab::servers {
 
@@ -57,6 +62,12 @@ struct EngineOptions {
   // Toy engine: report on stderr a thread that holds the lock this long while
   // another asks for it (gil/stall_monitor.h); 0 turns the monitor off.
   int64_t stall_threshold_ms = 1000;
+  // Simulation hooks (sim/sim_serve.h, design §13), empty in a real run. Toy
+  // engine: wrap_model wraps the execution model it makes (the simulator's
+  // SimModel charges virtual time around the real policy); spawn_thread
+  // starts its CPU threads (Simulator::Spawn) instead of std::thread.
+  std::function<std::unique_ptr<interp::ExecModel>(std::unique_ptr<interp::ExecModel>)> wrap_model;
+  std::function<void(std::string name, std::function<void()> body)> spawn_thread;
 };
 
 // One handler call that may suspend (design §10: a green server's

@@ -191,6 +191,8 @@ std::unique_ptr<ContextWorker> ToyEngine::AttachContextWorker(std::string thread
 
 ToyEngine::ToyEngine(EngineOptions options) : options_(std::move(options)) {
   model_ = interp::MakeExecModel(options_.policy, {.gil = options_.gil});  // UsageError for an unknown policy
+  if (options_.wrap_model) model_ = options_.wrap_model(std::move(model_));  // a simulation (engine.h)
+  if (options_.spawn_thread) cpu_.SetSpawner(options_.spawn_thread);
   // The lock behind the model: what the trace, the stall monitor and Stats() read.
   // nullptr under a model without a lock (stm): no trace, no lock figures,
   // and the model's own stall lines instead of the stall monitor.

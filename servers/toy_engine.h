@@ -13,6 +13,9 @@
 // counts hand-offs into the previous holder's record, and Stats() reports
 // threads that detached long ago. The trace, the stall monitor and Stats()
 // read the model's lock (ExecModel::lock()).
+// In a simulation (sim/sim_serve.h) EngineOptions::wrap_model wraps the model
+// it makes and spawn_thread starts its CPU threads; a real run sets neither
+// and pays nothing for them (both are read once, in the constructor).
 //
 //   ToyEngine engine({.policy = "newgil", .cpu_threads = 1});
 //   engine.StartCpuThreads();

@@ -1,4 +1,4 @@
-// commands.h — the `gillab` subcommands that live in sim/: simulate, stm-workers.
+// commands.h — the `gillab` subcommands that live in sim/: simulate, stm-workers, simulate-serve.
 #pragma once
 
 namespace CLI { class App; }
@@ -9,4 +9,5 @@ void AddStmWorkersCommand(CLI::App& app);  // gillab stm-workers: STM workers on
 struct SimOptions;
 // The stm cost options (--stm-unit-ns, ...) of the commands that run stm in virtual time.
 void AddStmCostOptions(CLI::App& cmd, SimOptions& s);
+void AddSimulateServeCommand(CLI::App& app);  // gillab simulate-serve: one serve + load run in virtual time
 }  // namespace gillab::sim

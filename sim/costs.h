@@ -72,6 +72,14 @@ struct OsModel {
   // round trip is 35-45 us (microbench.md) -> ~20 us one way, of which
   // wake_cross_core_ns is the IPI; the rest (15 us) is the idle exit.
   int64_t idle_exit_ns = 15'000;
+  // A wake-up's latency varies: each one adds a delay drawn uniformly from
+  // [0, wake_jitter_ns]. 0 (the default) draws nothing: a perfectly regular
+  // OS. The real two-core futex ping-pong spreads over 35-45 us per round
+  // trip (microbench.md), ~5 us per wake. Without any jitter a policy whose
+  // choices depend on who is awake first can lock into one periodic pattern
+  // that real noise breaks (newgil with 2+ cpu threads: two of them trade
+  // the lock and the others starve; results/reference/sim_serve/README.md).
+  int64_t wake_jitter_ns = 0;
   // Which of several threads sleeping on one address a wake picks: false,
   // one drawn from the PRNG; true, the oldest. Linux queues a futex's
   // waiters in FIFO order, but what decides who gets a lock is the whole
@@ -95,6 +103,25 @@ struct OsModel {
   // From the same-core ping-pong: 3.5 us round trip = 2 wakes + 2 switches;
   // the switch itself ~1 us.
   int64_t context_switch_ns = 1'000;
+};
+
+// The virtual connection of a simulated server run (sim_serve.h): what one
+// send or recv costs the thread that makes it, and how long a message is in
+// flight. Measured 2026-12-03 on the reference VM, loopback TCP with
+// TCP_NODELAY, 64-byte messages, the data already there (no wait), thread CPU
+// time over 200,000 send+recv pairs, clock reads subtracted, load average ~12
+// on the 2 cores (other helpers compiling): a pair costs 8.4-9.7 us, split
+// about evenly (send 4.7 us, recv 4.6 us with one clock read of ~0.7 us each
+// taken off). The program: results/reference/sim_serve/README.md.
+struct TransportCosts {
+  int64_t send_ns = 4'500;  // one send(2) of a request or reply, on the sender's core
+  int64_t recv_ns = 4'500;  // one recv(2) that finds the message there, on the receiver's core
+  // From a send's end to its message being readable by the peer, not
+  // counting the peer's wake-up (OsModel's wake latencies, which run at the
+  // same time: the peer waits for the later of the two). Calibrated so that
+  // the simulated blocking server with no CPU thread matches the real one's
+  // p50 (results/reference/sim_serve/README.md).
+  int64_t one_way_ns = 0;
 };
 
 }  // namespace gillab::sim

@@ -16,6 +16,7 @@
 #include "interp/heap.h"
 #include "interp/stm_model.h"
 #include "interp/vm.h"
+#include "sim/sim_json.h"
 
 namespace gillab::sim {
 namespace {
@@ -157,38 +158,10 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   return out;
 }
 
-nlohmann::json CostsJson(const CostTable& c) {
-  return {{"vm_instruction_ns", c.vm_instruction_ns}, {"clock_read_ns", c.clock_read_ns},
-          {"lock_op_ns", c.lock_op_ns},               {"stm_unit_ns", c.stm_unit_ns},
-          {"stm_access_ns", c.stm_access_ns},         {"spin_pause_ns", c.spin_pause_ns},
-          {"yield_ns", c.yield_ns}};
-}
-
 nlohmann::json ToJson(const SimContendResult& r) {
   nlohmann::json j = interp::ToJson(r.contend);
-  const SimOptions& s = r.options.sim;
-  j["mode"] = "simulate";
-  j["cores"] = s.os.cores;
-  j["seed"] = s.seed;
-  j["quantum_instructions"] = r.options.model.quantum_instructions;
-  j["costs"] = CostsJson(s.costs);
-  j["os"] = {{"time_slice_ns", s.os.time_slice_ns},
-             {"wakeup_granularity_ns", s.os.wakeup_granularity_ns},
-             {"wake_same_core_ns", s.os.wake_same_core_ns},
-             {"wake_cross_core_ns", s.os.wake_cross_core_ns},
-             {"idle_exit_ns", s.os.idle_exit_ns},
-             {"context_switch_ns", s.os.context_switch_ns},
-             {"fifo_wake_order", s.os.fifo_wake_order},
-             {"timer_slack_ns", s.os.timer_slack_ns}};
+  j.update(SimFieldsJson(r.options.sim, r.options.model, r.stats, r.instructions));
   if (!r.model_report.is_null()) j["model_report"] = r.model_report;
-  j["sim"] = {{"instructions", r.instructions},
-              {"events", r.stats.events},
-              {"switches", r.stats.switches},
-              {"fast_settles", r.stats.fast_settles},
-              {"wakes", r.stats.wakes},
-              {"timeouts", r.stats.timeouts},
-              {"preemptions", r.stats.preemptions},
-              {"migrations", r.stats.migrations}};
   return j;
 }
 

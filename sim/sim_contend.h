@@ -52,8 +52,6 @@ SimContendResult RunSimContend(const SimContendOptions& options);
 // report (model_report, stm only). Only virtual,
 // deterministic figures: the same seed gives the same bytes.
 nlohmann::json ToJson(const SimContendResult& result);
-// The cost table as JSON (every field), for the outputs that record it.
-nlohmann::json CostsJson(const CostTable& costs);
 // contend's table plus one line of simulator figures (host speed included).
 std::string FormatTable(const SimContendResult& result);
 

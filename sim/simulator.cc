@@ -198,6 +198,7 @@ struct Simulator::Impl {
     const OsModel& os = options.os;
     int64_t latency = (waker_core < 0 || waker_core == target) ? os.wake_same_core_ns : os.wake_cross_core_ns;
     if (cores[target].running == nullptr) latency += os.idle_exit_ns;
+    latency += static_cast<int64_t>(Draw(static_cast<uint64_t>(os.wake_jitter_ns) + 1));  // 0: no draw
     t->state = State::kWaking;
     t->serial++;
     Schedule(at + latency, EventKind::kArrive, t, target);
