@@ -14,6 +14,10 @@ plots the data supports:
   cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values]
   tradeoff.png         I/O req/s against CPU-thread iterations/s        [>= 2 variants with CPU threads]
   vs_<axis>.png        req/s and p50/p99 against any other numeric axis (think_us, message_bytes, ...)
+  cores.png            req/s and p50/p99 against the (virtual) cores, one line
+                       per policy/variant and other swept setting       [cores swept]
+  validation.png       simulated ÷ real per point: req/s, p50, p99, io lock wait,
+                       with the ±20% band (design §13)                  [mode swept: real and simulate]
 
 Every point is the median over its repetitions; titles carry the fixed
 parameters, axes carry units. Needs Debian's python3-matplotlib (Agg backend).
@@ -35,7 +39,7 @@ from matplotlib import ticker  # noqa: E402
 # Settings shown in titles when fixed (others only when not at their default).
 TITLE_KEYS = ["server", "engine", "policy", "switch_interval_us", "cpu_threads", "handler", "message_bytes",
               "requests", "connections", "think_us", "rate", "lock_priority", "os_priority", "server_cpus",
-              "client_cpus"]
+              "client_cpus", "mode", "cores"]
 NUMERIC_AXES = ["think_us", "message_bytes", "rate", "connections", "work_units", "check_interval",
                 "requests", "max_message_bytes", "workers"]
 QUANTILES = [("latency_min_us", 0.0), ("latency_p50_us", 0.5), ("latency_p90_us", 0.9), ("latency_p99_us", 0.99),
@@ -426,6 +430,63 @@ def plot_tradeoff(runs, directory, made):
     save(fig, directory, "tradeoff.png", made)
 
 
+def plot_cores(runs, directory, made):
+    if "cores" in runs.varying and all(number(v) is not None for v in runs.values("cores")):
+        plot_against(runs, directory, made, "cores", "cores.png", "cores (simulated; log scale)", True)
+
+
+# The validation figures: runs.csv column, label (summary.cc's validation table has the same).
+VALIDATION_FIGURES = [("req_per_s", "req/s"), ("latency_p50_us", "p50 latency"), ("latency_p99_us", "p99 latency"),
+                      ("io_wait_p50_ns", "io lock wait p50")]
+VALIDATION_TOLERANCE = 0.20
+
+
+def plot_validation(runs, directory, made):
+    """Simulated ÷ real medians per point (the twin: same settings but mode, cores and seed)."""
+    if "mode" not in runs.varying:
+        return
+    ignored = {"mode", "cores", "seed"}
+
+    def twin_key(row):
+        return tuple(row[k] for k in runs.settings if k not in ignored)
+
+    real = {twin_key(rows[0]): rows for rows in runs.points().values() if rows[0]["mode"] == "real"}
+    label_keys = [k for k in column_keys(runs, exclude=ignored)]
+    pairs = []
+    for rows in runs.points().values():
+        if rows[0]["mode"] != "simulate" or twin_key(rows[0]) not in real:
+            continue
+        twin = real[twin_key(rows[0])]
+        ratios = []
+        for column, _ in VALIDATION_FIGURES:
+            sim, ref = aggregate(rows, column), aggregate(twin, column)
+            ratios.append(sim / ref if sim is not None and ref else None)
+        pairs.append((series_key(rows[0], label_keys), ratios))
+    if not pairs:
+        return
+    shown = [i for i in range(len(VALIDATION_FIGURES)) if any(r[i] is not None for _, r in pairs)]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(pairs) * len(shown) + 2), 5.0))
+    width = 0.8 / len(shown)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, i in enumerate(shown):
+        xs = [p + (n - (len(shown) - 1) / 2) * width for p in range(len(pairs))]
+        heights = [r[i] if r[i] is not None else 0 for _, r in pairs]
+        ax.bar(xs, heights, width=width, color=colors[n % len(colors)], label=VALIDATION_FIGURES[i][1])
+    ax.axhspan(1 - VALIDATION_TOLERANCE, 1 + VALIDATION_TOLERANCE, color="tab:green", alpha=0.12,
+               label=f"within ±{VALIDATION_TOLERANCE:.0%}")
+    ax.axhline(1.0, color="gray", linewidth=1)
+    top = max([r[i] for _, r in pairs for i in shown if r[i] is not None] + [1.3])
+    ax.set_ylim(0, top * 1.1)
+    ax.set_xticks(range(len(pairs)))
+    ax.set_xticklabels([label.replace(" ", "\n") for label, _ in pairs], fontsize=7)
+    ax.set_ylabel("simulated ÷ real (median over runs)")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=8, ncol=len(shown) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    ax.set_title(f"{runs.name}: the simulator against this machine, point by point (1 = agreement)\n"
+                 f"{runs.fixed_text(ignored)}", fontsize=9)
+    save(fig, directory, "validation.png", made)
+
+
 STM_TIMES = [("io_stm_committed_ns", "committed", "tab:green"), ("io_stm_aborted_ns", "aborted", "tab:red"),
              ("io_stm_paused_ns", "paused (waiting: inevitable unit, busy object)", "tab:gray")]
 
@@ -485,6 +546,8 @@ def main():
     plot_cpu_threads(runs, directory, made)
     plot_tradeoff(runs, directory, made)
     plot_stm_time(runs, directory, made)
+    plot_cores(runs, directory, made)
+    plot_validation(runs, directory, made)
     for axis in NUMERIC_AXES:
         if axis in runs.varying and all(number(v) is not None for v in runs.values(axis)):
             plot_against(runs, directory, made, axis, f"vs_{axis}.png", f"{axis} (log scale)", True)
