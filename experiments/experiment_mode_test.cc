@@ -110,7 +110,7 @@ TEST(ExperimentMode, OutsideServersAndClientsCannotBeSimulated) {
   EXPECT_NE(ErrorOf("mode = \"simulate\"\n[settings]\nserver_command = \"python3 -m http.server {port}\"\n")
                 .find("experiments/x.toml: point 0 ((single point)): mode = \"simulate\" runs gillab's own servers"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("mode = \"simulate\"\n[settings]\nprotocol = \"http\"\nclient = \"wrk\"\n")
+  EXPECT_NE(ErrorOf("mode = \"simulate\"\n[settings]\nserver = \"threaded\"\nprotocol = \"http\"\nclient = \"wrk\"\nconnections = 2\n")
                 .find("client wrk cannot be simulated"),
             std::string::npos);
 }

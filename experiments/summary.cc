@@ -352,7 +352,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
   std::vector<std::vector<std::string>> validation;
   std::vector<std::string> validation_keys;  // what tells the simulated points apart
   for (const auto& key : shown)
-    if (key != "mode" && key != "seed") validation_keys.push_back(key);
+    if (key != "mode" && key != "seed" && key != "cores") validation_keys.push_back(key);
   // figure column, its formatter, its header
   struct Figure {
     const char* column;
@@ -376,6 +376,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     if (!real) continue;
     std::vector<std::string> cells = {fmt::format("{} / {}", p.point, real->point)};
     for (const auto& k : validation_keys) cells.push_back(Get(p.settings, k));
+    cells.push_back(fmt::format("{} / {}", Get(p.settings, "cores"), Get(real->settings, "cores")));
     for (size_t f = 0; f < figures.size(); ++f) {
       if (!figure_present[f]) continue;
       auto r = real->Of(figures[f].column);
@@ -397,6 +398,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
   if (!validation.empty()) {
     std::vector<std::string> validation_header = {"points sim / real"};
     validation_header.insert(validation_header.end(), validation_keys.begin(), validation_keys.end());
+    validation_header.push_back("cores sim / real");
     for (size_t f = 0; f < figures.size(); ++f) {
       if (!figure_present[f]) continue;
       validation_header.push_back(fmt::format("{} real", figures[f].name));
