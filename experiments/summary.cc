@@ -381,17 +381,17 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
       if (!figure_present[f]) continue;
       auto r = real->Of(figures[f].column);
       auto sim = p.Of(figures[f].column);
-      cells.push_back(r ? figures[f].format(r->median) : "NA");
-      cells.push_back(sim ? figures[f].format(sim->median) : "NA");
+      // "real → simulated · **ratio** ✓": one cell per figure keeps the table readable.
+      std::string cell = fmt::format("{} → {}", r ? figures[f].format(r->median) : "NA",
+                                     sim ? figures[f].format(sim->median) : "NA");
       if (r && sim && r->median > 0) {
         const double ratio = sim->median / r->median;
         const bool within = std::abs(ratio - 1) <= kValidationTolerance;
         ++compared_count;
         within_count += within ? 1 : 0;
-        cells.push_back(fmt::format("**{:.2f}** {}", ratio, within ? "✓" : "⚠"));
-      } else {
-        cells.push_back("NA");
+        cell += fmt::format(" · **{:.2f}** {}", ratio, within ? "✓" : "⚠");
       }
+      cells.push_back(cell);
     }
     validation.push_back(cells);
   }
@@ -401,9 +401,7 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
     validation_header.push_back("cores sim / real");
     for (size_t f = 0; f < figures.size(); ++f) {
       if (!figure_present[f]) continue;
-      validation_header.push_back(fmt::format("{} real", figures[f].name));
-      validation_header.push_back(fmt::format("{} sim", figures[f].name));
-      validation_header.push_back("sim/real");
+      validation_header.push_back(fmt::format("{} real → sim · ratio", figures[f].name));
     }
     out += fmt::format("## Validation: simulated vs real (medians over repetitions; sim/real within ±{:.0f}%: ✓)\n\n",
                        100 * kValidationTolerance);

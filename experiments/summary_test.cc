@@ -242,11 +242,11 @@ TEST(Validation, ComparesEachSimulatedPointWithItsRealTwin) {
   ASSERT_NE(at, std::string::npos) << md;
   const std::string table = md.substr(at, md.find("\n## ", at + 1) - at);
   // Point 1 vs 0: medians 1100 vs 1100 req/s, p50 107.5 vs 110 µs, wait 2.1 vs 2 µs.
-  EXPECT_NE(table.find("| 1 / 0 | 0 | 2 / 4 | 1100 | 1100 | **1.00** ✓ |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 1 / 0 | 0 | 2 / 4 | 1100 → 1100 · **1.00** ✓ |"), std::string::npos) << table;
   EXPECT_NE(table.find("**0.98** ✓"), std::string::npos) << table;
-  EXPECT_NE(table.find("**1.05** ✓"), std::string::npos) << table;
+  EXPECT_NE(table.find("2.0 µs → 2.1 µs · **1.05** ✓"), std::string::npos) << table;
   // Point 3 vs 2: req/s 1.50 and p50 0.67, outside; the lock wait agrees.
-  EXPECT_NE(table.find("| 3 / 2 | 1 | 2 / 4 | 200 | 300 | **1.50** ⚠ |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 3 / 2 | 1 | 2 / 4 | 200 → 300 · **1.50** ⚠ |"), std::string::npos) << table;
   EXPECT_NE(table.find("**0.67** ⚠"), std::string::npos) << table;
   EXPECT_EQ(table.find("| 4 / "), std::string::npos) << table;
   EXPECT_NE(table.find("5 of 8 comparisons within ±20%"), std::string::npos) << table;

@@ -465,23 +465,36 @@ def plot_validation(runs, directory, made):
     if not pairs:
         return
     shown = [i for i in range(len(VALIDATION_FIGURES)) if any(r[i] is not None for _, r in pairs)]
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(pairs) * len(shown) + 2), 5.0))
-    width = 0.8 / len(shown)
+    fig, ax = plt.subplots(figsize=(min(16.0, max(7.0, 0.75 * len(pairs) + 2)), 5.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = ["o", "s", "^", "D"]
+    step = 0.5 / max(1, len(shown))
     for n, i in enumerate(shown):
-        xs = [p + (n - (len(shown) - 1) / 2) * width for p in range(len(pairs))]
-        heights = [r[i] if r[i] is not None else 0 for _, r in pairs]
-        ax.bar(xs, heights, width=width, color=colors[n % len(colors)], label=VALIDATION_FIGURES[i][1])
-    ax.axhspan(1 - VALIDATION_TOLERANCE, 1 + VALIDATION_TOLERANCE, color="tab:green", alpha=0.12,
+        xs, ys = [], []
+        for p, (_, ratios) in enumerate(pairs):
+            if ratios[i] is not None and ratios[i] > 0:
+                xs.append(p + (n - (len(shown) - 1) / 2) * step)
+                ys.append(ratios[i])
+        ax.plot(xs, ys, linestyle="none", marker=markers[n % len(markers)], markersize=7,
+                color=colors[n % len(colors)], label=VALIDATION_FIGURES[i][1])
+    ax.axhspan(1 - VALIDATION_TOLERANCE, 1 + VALIDATION_TOLERANCE, color="tab:green", alpha=0.15,
                label=f"within ±{VALIDATION_TOLERANCE:.0%}")
     ax.axhline(1.0, color="gray", linewidth=1)
-    top = max([r[i] for _, r in pairs for i in shown if r[i] is not None] + [1.3])
-    ax.set_ylim(0, top * 1.1)
+    values = [r[i] for _, r in pairs for i in shown if r[i] is not None and r[i] > 0] + [0.7, 1.4]
+    ax.set_yscale("log")
+    ax.set_ylim(min(values) / 1.25, max(values) * 1.25)
+    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+             if min(values) / 1.25 <= t <= max(values) * 1.25]
+    ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xticks(range(len(pairs)))
-    ax.set_xticklabels([label.replace(" ", "\n") for label, _ in pairs], fontsize=7)
-    ax.set_ylabel("simulated ÷ real (median over runs)")
-    ax.grid(alpha=0.3, axis="y", which="both")
-    ax.legend(fontsize=8, ncol=len(shown) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    ax.set_xticklabels([label.replace("cpu_threads=", "cpu ").replace(" io>", "\nio>").replace("=", " ").replace(" cpu ", "\ncpu ")
+                        for label, _ in pairs], fontsize=7)
+    ax.set_xlim(-0.6, len(pairs) - 0.4)
+    ax.set_ylabel("simulated ÷ real (medians over runs, log scale)")
+    ax.grid(alpha=0.3, axis="y", which="major")
+    ax.legend(fontsize=8, ncol=len(shown) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.set_title(f"{runs.name}: the simulator against this machine, point by point (1 = agreement)\n"
                  f"{runs.fixed_text(ignored)}", fontsize=9)
     save(fig, directory, "validation.png", made)
