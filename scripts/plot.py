@@ -11,11 +11,11 @@ plots the data supports:
                        percentiles in runs.csv (min, p50 … max)         [always]
   switch_interval.png  req/s and p50 against the switch interval, with the
                        req/s ~ 1/interval reference                     [switch_interval_us swept]
-  cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values]
+  cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values, cores not swept]
   tradeoff.png         I/O req/s against CPU-thread iterations/s        [>= 2 variants with CPU threads]
   vs_<axis>.png        req/s and p50/p99 against any other numeric axis (think_us, message_bytes, ...)
-  cores.png            req/s and p50/p99 against the (virtual) cores, one line
-                       per policy/variant and other swept setting       [cores swept]
+  cores.png            req/s and p50/p99 against the simulated cores, a panel
+                       per policy/variant, a line per CPU-thread count  [cores swept]
   validation.png       simulated ÷ real per point: req/s, p50, p99, io lock wait,
                        with the ±20% band (design §13)                  [mode swept: real and simulate]
 
@@ -382,6 +382,10 @@ def plot_switch_interval(runs, directory, made):
 
 
 def plot_cpu_threads(runs, directory, made):
+    # With the cores swept, cores.png shows these points per policy, a line per CPU-thread count;
+    # here they would be policies x cores lines on one axis.
+    if "cores" in runs.varying and "mode" not in runs.varying:
+        return
     if "cpu_threads" in runs.varying and len(runs.values("cpu_threads")) >= 3:
         plot_against(runs, directory, made, "cpu_threads", "cpu_threads.png", "CPU-bound threads", False)
 
@@ -431,8 +435,56 @@ def plot_tradeoff(runs, directory, made):
 
 
 def plot_cores(runs, directory, made):
-    if "cores" in runs.varying and all(number(v) is not None for v in runs.values("cores")):
-        plot_against(runs, directory, made, "cores", "cores.png", "cores (simulated; log scale)", True)
+    """req/s (top) and p50/p99 latency (bottom) against the simulated cores: one panel per policy/variant
+    (and other swept setting), one line per CPU-thread count (darker = more threads)."""
+    if "cores" not in runs.varying or any(number(v) is None for v in runs.values("cores")):
+        return
+    line_key = "cpu_threads" if "cpu_threads" in runs.varying else None
+    panel_keys = column_keys(runs, exclude={"cores", "cpu_threads", "mode", "seed"})
+    panels = {}
+    for rows in runs.points().values():
+        r0 = rows[0]
+        if r0["mode"] != "simulate":
+            continue
+        line = int(r0[line_key]) if line_key else 0
+        panels.setdefault(series_key(r0, panel_keys), {}).setdefault(line, []).append(
+            (number(r0["cores"]), aggregate(rows, "req_per_s"), aggregate(rows, "latency_p50_us"),
+             aggregate(rows, "latency_p99_us")))
+    if not panels:
+        return
+    lines = sorted({line for panel in panels.values() for line in panel})
+    cmap = plt.get_cmap("viridis")
+    shade = {line: cmap(0.85 * i / max(1, len(lines) - 1)) for i, line in enumerate(lines)}
+    fig, axes = plt.subplots(2, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 7.5), sharex=True, sharey="row",
+                             squeeze=False)
+    all_cores = sorted({x for panel in panels.values() for pts in panel.values() for x, *_ in pts})
+    for column, (title, panel) in enumerate(panels.items()):
+        top, bottom = axes[0][column], axes[1][column]
+        for line, pts in sorted(panel.items()):
+            pts.sort()
+            xs = [p[0] for p in pts]
+            label = f"{line} cpu threads" if line_key else "all"
+            top.plot(xs, [p[1] for p in pts], marker="o", color=shade[line], label=label)
+            bottom.plot(xs, [p[2] for p in pts], marker="o", color=shade[line], label=f"{label} p50")
+            bottom.plot(xs, [p[3] for p in pts], marker="^", linestyle=":", color=shade[line], label=f"{label} p99")
+        top.set_title(title, fontsize=9)
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            plain_log(ax.yaxis)
+            ax.set_xticks(all_cores)
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: si(v)))
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            ax.grid(alpha=0.3, which="both")
+        bottom.set_xlabel("simulated cores (log scale)")
+    axes[0][0].set_ylabel("throughput (requests/s, log scale)")
+    axes[1][0].set_ylabel("latency p50 (solid), p99 (dotted) (µs, log scale)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(lines), fontsize=8, bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle(f"{runs.name}: req/s and latency against the simulated cores, per policy\n"
+                 f"{runs.fixed_text({'cores', 'cpu_threads'})}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    save(fig, directory, "cores.png", made)
 
 
 # The validation figures: runs.csv column, label (summary.cc's validation table has the same).
