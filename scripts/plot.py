@@ -5,7 +5,7 @@ Reads DIR/runs.csv (one row per run, written by `gillab run`) and makes only the
 plots the data supports:
 
   slowdown.png         req/s at 0 CPU threads / req/s with them, by server x
-                       engine/policy variant (log scale, 1x line)      [cpu_threads swept with 0]
+                       engine/policy variant (log scale, 1x line)      [cpu_threads swept with 0, cores not swept]
   latency_cdf.png      latency CDF per variant: each run's whole distribution
                        (raw/pNNN_rR_load.json, latency_us.cdf), else its
                        percentiles in runs.csv (min, p50 … max)         [always]
@@ -167,6 +167,8 @@ def save(fig, directory, name, made):
 
 
 def plot_slowdown(runs, directory, made):
+    if "cores" in runs.varying and "mode" not in runs.varying:
+        return  # policies x cores bars per group: cores.png shows the same points readably
     if "cpu_threads" not in runs.varying or "0" not in runs.values("cpu_threads"):
         return
     loaded_counts = sorted({int(v) for v in runs.values("cpu_threads") if v != "0"})
