@@ -199,6 +199,17 @@ work_units = [0, 3, 777]
   ExpectNoChildLeft();
 }
 
+TEST_F(RunnerSimulateTest, ClientErrorsInVirtualTimeAreKeptWithStatusErrors) {
+  Experiment e = Make("name = \"sim-errors\"\nmode = \"simulate\"\nrepetitions = 1\nwarmup_runs = 0\n"
+                      "[settings]\nmessage_bytes = 13\n");
+  EXPECT_EQ(RunExperiment(e, Options()), 0);
+  auto rows = ReadRunsCsv(Dir() + "/runs.csv");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("status"), "errors");
+  EXPECT_EQ(rows[0].at("errors"), "1");
+  ExpectNoChildLeft();
+}
+
 TEST_F(RunnerSimulateTest, AUsageErrorOfTheChildStopsTheExperiment) {
   Experiment e = Make("name = \"sim-usage\"\nmode = \"simulate\"\nrepetitions = 3\nwarmup_runs = 0\n"
                       "[settings]\nwork_units = 2\n[sweep]\ncpu_threads = [0, 1]\n");

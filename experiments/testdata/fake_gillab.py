@@ -14,7 +14,8 @@ tested without timing noise:
   simulate-serve  needs --cores, --seed and --json; writes --json FILE with
          req_per_s = 1100 / (1 + cpu_threads) (1.1x the real one: within 20%),
          or 1500 / (1 + cpu_threads) with 2 or more cpu threads (outside it),
-         prints serve's exit JSON (no listening line) and exits 0. If
+         prints serve's exit JSON (no listening line) and exits 0 (1 when
+         --message-bytes 13: one error counted, as load). If
          $FAKE_GILLAB_ARGS is set, appends its argv there, one line per run.
 
 Failure modes, chosen by settings so an experiment file can ask for them:
@@ -142,9 +143,10 @@ def simulate_serve(argv):
             while True:
                 time.sleep(1)
     requests = int(arg(argv, "--requests"))
+    errors = 1 if arg(argv, "--message-bytes") == "13" else 0
     rate = (1500.0 if cpu_threads >= 2 else 1100.0) / (1 + cpu_threads)
     p50 = 1e6 / rate
-    result = {"requests": requests, "errors": 0, "seconds": requests / rate, "req_per_s": rate,
+    result = {"requests": requests, "errors": errors, "seconds": requests / rate, "req_per_s": rate,
               "latency_us": {"p50": p50, "p90": p50 * 1.1, "p99": p50 * 2, "p999": p50 * 3, "max": p50 * 4,
                              "min": p50 / 2, "mean": p50}}
     with open(arg(argv, "--json"), "w") as f:
@@ -161,6 +163,7 @@ def simulate_serve(argv):
     print(json.dumps({"engine": arg(argv, "--engine", "toy"), "policy": arg(argv, "--policy", ""),
                       "server": arg(argv, "--server"), "requests": requests, "threads": threads,
                       "lock": {"switches": 42, "handoff_p50_ns": 3000, "handoff_p99_ns": 9000}}), flush=True)
+    sys.exit(1 if errors else 0)
 
 
 def main():
