@@ -496,7 +496,8 @@ VALIDATION_TOLERANCE = 0.20
 
 
 def plot_validation(runs, directory, made):
-    """Simulated ÷ real medians per point (the twin: same settings but mode, cores and seed)."""
+    """Simulated ÷ real medians per point (the twin: same settings but mode, cores and seed).
+    A ratio of 0 (the simulated figure is 0) cannot be drawn on the log axis: summary.md has it."""
     if "mode" not in runs.varying:
         return
     ignored = {"mode", "cores", "seed"}
@@ -537,7 +538,9 @@ def plot_validation(runs, directory, made):
     values = [r[i] for _, r in pairs for i in shown if r[i] is not None and r[i] > 0] + [0.7, 1.4]
     ax.set_yscale("log")
     ax.set_ylim(min(values) / 1.25, max(values) * 1.25)
-    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+    fine = max(values) / min(values) < 4  # a narrow range gets more ticks
+    ticks = [t for t in ((0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0) if fine else
+                         (0.01, 0.03, 0.1, 0.3, 0.8, 1.2, 3.0, 10.0, 30.0, 100.0))
              if min(values) / 1.25 <= t <= max(values) * 1.25]
     ax.set_yticks(ticks)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
