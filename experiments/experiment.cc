@@ -30,6 +30,8 @@ using Type = SettingType;
 // Keys allowed at the top level of an experiment file.
 const std::vector<std::string> kTopLevelKeys = {"name",        "description", "repetitions", "warmup",
                                                 "warmup_runs", "settings",    "sweep"};
+// Settings that may also be written at the top level (the simulator's, design §13).
+const std::vector<std::string> kTopLevelSettings = {"mode", "cores", "seed"};
 constexpr std::string_view kVariant = "variant";
 // A sweep larger than this is a mistake (each point is at least one fresh
 // server and client), and expanding it would exhaust memory before saying so.
@@ -244,6 +246,50 @@ void ValidatePoint(const Experiment& e, const Point& p) {
     fail("pipeline applies to the gillab client over http");
   if (SettingInt(s, "client_threads") > SettingInt(s, "connections") && s.at("client") == "wrk")
     fail("wrk needs at least as many connections as client_threads");
+  // A simulated point is one `gillab simulate-serve` process: gillab's own
+  // server and client in virtual time; nothing outside can run there.
+  if (s.at("mode") == "simulate") {
+    if (outside) fail("mode = \"simulate\" runs gillab's own servers; an outside server_command cannot be simulated");
+    if (s.at("client") != "gillab")
+      fail(fmt::format("mode = \"simulate\" drives the server with gillab load in virtual time; client {} cannot be "
+                       "simulated (use client = \"gillab\")", s.at("client")));
+  }
+}
+
+// cores and seed mean nothing to a real run: a value given to them where only
+// real points would see it is refused instead of silently ignored. A swept
+// axis is refused as soon as one point runs real (its real points would be
+// the same run repeated); a fixed value when no point is simulated.
+void CheckSimulateOnlySettings(const Experiment& e, const std::vector<Point>& points,
+                               const std::map<std::string, uint32_t>& fixed_lines,
+                               const std::map<std::string, uint32_t>& axis_lines) {
+  const bool any_simulated =
+      std::any_of(points.begin(), points.end(), [](const Point& p) { return p.settings.at("mode") == "simulate"; });
+  auto where = [&](const std::map<std::string, uint32_t>& lines, const std::string& key) {
+    auto it = lines.find(key);
+    return it == lines.end() ? e.path : fmt::format("{}:{}", e.path, it->second);
+  };
+  for (const std::string key : {"cores", "seed"}) {
+    const bool swept = std::any_of(e.axes.begin(), e.axes.end(), [&](const Axis& a) { return a.key == key; });
+    for (const Point& p : points) {
+      if (p.settings.at("mode") != "real") continue;
+      if (swept)
+        throw UsageError(fmt::format("{}: '{}' is swept but point {} ({}) runs real, which ignores it; sweep {} in "
+                                     "a simulate-only experiment (mode = \"simulate\")",
+                                     where(axis_lines, key), key, p.id, p.Describe(), key));
+      for (const Axis& a : e.axes)
+        for (const Variant& v : a.variants)
+          if (v.label == p.variant)
+            for (const auto& [k, value] : v.settings)
+              if (k == key)
+                throw UsageError(fmt::format("{}: variant '{}' sets '{}' but point {} ({}) runs real, which ignores it",
+                                             where(axis_lines, std::string(kVariant)), v.label, key, p.id,
+                                             p.Describe()));
+    }
+    if (!any_simulated && !swept && e.settings.at(key) != FindSetting(key)->default_value)
+      throw UsageError(fmt::format("{}: '{}' applies to mode = \"simulate\" only, and every point runs real",
+                                   where(fixed_lines, key), key));
+  }
 }
 
 // Applies one `-s key=value` to the experiment.
@@ -503,6 +549,15 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
   };
   const toml::table* settings = nullptr;
   const toml::table* sweep = nullptr;
+  // The simulator's keys may also stand at the top level, as the issue spells
+  // them (`mode = "simulate"`, `cores = [2, 4]`): a value is a [settings] entry,
+  // an array a [sweep] axis. One representation: the resolved file has them there.
+  struct Entry {
+    std::string key;
+    uint32_t line;
+    const toml::node* node;
+  };
+  std::vector<Entry> top_level_settings;
   for (auto&& [key_node, node] : root) {
     std::string key(key_node.str());
     if (key == "name") e.name = string(node, key);
@@ -513,33 +568,55 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
     else if (key == "settings" || key == "sweep") {
       if (!node.is_table()) At(path, node).Fail(fmt::format("'{}' must be a table ([{}])", key, key));
       (key == "settings" ? settings : sweep) = node.as_table();
+    } else if (std::find(kTopLevelSettings.begin(), kTopLevelSettings.end(), key) != kTopLevelSettings.end()) {
+      top_level_settings.push_back({key, key_node.source().begin.line, &node});
     } else {
       std::vector<std::string> valid = kTopLevelKeys;
+      valid.insert(valid.end(), kTopLevelSettings.begin(), kTopLevelSettings.end());
       std::string message = UnknownKeyMessage(key, valid);
       if (FindSetting(key)) message = fmt::format("'{}' belongs under [settings] or [sweep]", key);
       Where{fmt::format("{}:{}", path, key_node.source().begin.line)}.Fail(message);
     }
   }
+  std::vector<Entry> fixed_entries, swept_entries;
+  for (const Entry& entry : top_level_settings)
+    (entry.node->is_array() ? swept_entries : fixed_entries).push_back(entry);
   if (settings) {
     for (auto&& [key_node, node] : *settings) {
       std::string key(key_node.str());
       Where where{fmt::format("{}:{}", path, key_node.source().begin.line)};
-      const SettingSpec& spec = RequireSetting(where, key);
-      if (node.is_array()) where.Fail(fmt::format("'{}' in [settings] is an array; sweep it under [sweep]", key));
-      e.settings[key] = SettingFromNode(path, base_dir, spec, node);
+      if (node.is_array()) {
+        RequireSetting(where, key);
+        where.Fail(fmt::format("'{}' in [settings] is an array; sweep it under [sweep]", key));
+      }
+      fixed_entries.push_back({key, key_node.source().begin.line, &node});
     }
   }
-  if (sweep) {
+  if (sweep)
+    for (auto&& [key_node, node] : *sweep) swept_entries.push_back({std::string(key_node.str()), key_node.source().begin.line, &node});
+  std::map<std::string, uint32_t> fixed_lines;
+  for (const Entry& entry : fixed_entries) {
+    Where where{fmt::format("{}:{}", path, entry.line)};
+    const SettingSpec& spec = RequireSetting(where, entry.key);
+    if (!fixed_lines.emplace(entry.key, entry.line).second)
+      where.Fail(fmt::format("'{}' is set twice (at the top level and in [settings])", entry.key));
+    e.settings[entry.key] = SettingFromNode(path, base_dir, spec, *entry.node);
+  }
+  std::map<std::string, uint32_t> axis_lines;
+  {
     std::vector<std::pair<uint32_t, Axis>> axes;
-    for (auto&& [key_node, node] : *sweep) {
-      std::string key(key_node.str());
-      Where where{fmt::format("{}:{}", path, key_node.source().begin.line)};
+    for (const Entry& entry : swept_entries) {
+      const std::string& key = entry.key;
+      const toml::node& node = *entry.node;
+      Where where{fmt::format("{}:{}", path, entry.line)};
       if (key != kVariant) RequireSetting(where, key);
       const toml::array* array = node.as_array();
       if (!array) where.Fail(fmt::format("sweep axis '{}' must be an array, not {}", key, NodeTypeName(node)));
       if (array->empty()) where.Fail(fmt::format("empty sweep for '{}'", key));
-      if (settings && settings->contains(key))
+      if (fixed_lines.count(key))
         where.Fail(fmt::format("'{}' is both fixed in [settings] and swept in [sweep]", key));
+      if (!axis_lines.emplace(key, entry.line).second)
+        where.Fail(fmt::format("'{}' is swept twice (at the top level and in [sweep])", key));
       Axis axis{key, {}, {}};
       std::set<std::string> seen;
       for (const auto& item : *array) {
@@ -553,7 +630,7 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
         if (!seen.insert(value).second) At(path, item).Fail(fmt::format("'{}' appears twice in the sweep of '{}'", value, key));
         axis.values.push_back(value);
       }
-      axes.push_back({key_node.source().begin.line, std::move(axis)});
+      axes.push_back({entry.line, std::move(axis)});
     }
     std::stable_sort(axes.begin(), axes.end(), [](auto& a, auto& b) { return a.first < b.first; });
     for (auto& [line, axis] : axes) e.axes.push_back(std::move(axis));
@@ -577,7 +654,9 @@ Experiment ParseExperiment(std::string_view text, const std::string& path, const
       throw UsageError(fmt::format("{}: the sweep has more than {} points; split it into several experiments", path,
                                    kMaxPoints));
   }
-  for (const auto& p : e.Points()) ValidatePoint(e, p);
+  const std::vector<Point> points = e.Points();
+  for (const auto& p : points) ValidatePoint(e, p);
+  CheckSimulateOnlySettings(e, points, fixed_lines, axis_lines);
   return e;
 }
 

@@ -15,6 +15,12 @@
 //   variant = [{ engine = "native" },    # a "variant" bundles several settings,
 //              { label = "toy newgil", engine = "toy", policy = "newgil" }]
 //
+// The simulator's settings (design §13) may also stand at the top level, in
+// the spelling: `mode = "simulate"` is [settings]' mode, `cores = [2,
+// 4, 64]` a [sweep] axis; the resolved file has them there. `mode` may be
+// swept (["real", "simulate"]) to run every point both ways. cores and seed
+// where only real points would see them are refused (a real run ignores them).
+//
 // Resolution: defaults <- [settings] <- sweep axis value / variant bundle <-
 // `-s key=value` overrides. An override of a swept key with one value removes
 // the axis; with a TOML array it replaces the axis values; `-s variant=LABEL`

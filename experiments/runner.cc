@@ -2,6 +2,7 @@
 #include "experiments/runner.h"
 
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@ constexpr int64_t kNsPerS = 1'000'000'000;
 constexpr double kStartupTimeoutS = 30;   // cpython engine start-up included
 constexpr double kShutdownTimeoutS = 10;
 constexpr int kClientCrashRetries = 2;
+// A simulate run's host seconds per virtual second of one busy core (rough; EstimateRunSeconds).
+constexpr double kHostSecondsPerVirtualSecond = 2.0;
 
 std::string UtcStamp(const char* format) {
   std::time_t now = std::time(nullptr);
@@ -121,6 +124,16 @@ bool PortOpen(int port) {
   }
 }
 
+// The run modes of an experiment's points, in table order: ["real"], ["simulate"] or both.
+json RunModes(const Experiment& e) {
+  std::set<std::string> modes;
+  for (const Point& p : e.Points()) modes.insert(p.settings.at("mode"));
+  json out = json::array();
+  for (const char* mode : {"real", "simulate"})
+    if (modes.count(mode)) out.push_back(mode);
+  return out;
+}
+
 // Next to raw/pNNN_rR_load.json: raw/pNNN_rR_client.txt, the client's own output.
 std::string ClientOutputPath(const std::string& load_json_path) {
   const std::string suffix = "_load.json";
@@ -139,9 +152,82 @@ struct Outcome {
   RunTiming timing;
 };
 
+// A failed run: the message, the child's last stderr lines, and whether it was
+// a usage error (exit 2: every other run would fail the same way).
+Outcome& Failed(Outcome& o, ChildProcess& who, const std::string& what) {
+  o.error = what;
+  std::string tail = who.ErrTail();
+  if (!tail.empty()) o.error += ": " + tail;
+  o.fatal = who.exited() && who.exit_code() == 2;
+  return o;
+}
+
+// Reads the client's result (gillab load's --json file, or an outside client's
+// stdout) into o.load once the client exited; failed requests make the row's
+// status "errors". False (o says why) when there is no result or the client failed.
+bool TakeLoadResult(Outcome& o, const LoadClient& client, ChildProcess& load, const std::string& load_json_path) {
+  if (!client.program.empty()) WriteFileAtomic(ClientOutputPath(load_json_path), load.out());
+  try {
+    o.load = client.parse(load.out(), load_json_path);
+  } catch (const std::exception& e) {
+    o.client_crashed = !client.program.empty() && load.Crashed();
+    Failed(o, load, fmt::format("{} gave no result ({}; {})", client.name, e.what(), load.ExitDescription()));
+    return false;
+  }
+  // The other clients' results land where gillab load writes its own, for the report and plots.
+  if (!client.program.empty()) WriteFileAtomic(load_json_path, o.load.dump(2) + "\n");
+  auto counted = [&](const char* key) {
+    auto it = o.load.find(key);
+    return it != o.load.end() && it->is_number() && it->get<double>() > 0;
+  };
+  if (counted("errors") || counted("non_2xx")) o.timing.status = "errors";
+  else if (load.exit_code() != 0) {
+    Failed(o, load, fmt::format("{} failed ({})", client.name, load.ExitDescription()));
+    return false;
+  }
+  return true;
+}
+
+// A simulated run (design §13): one `gillab simulate-serve` child runs server
+// and client in virtual time to completion, writes the load JSON and prints
+// serve's exit JSON. Same timeout, kill, reap and failure handling as a real run.
+Outcome RunSimulated(const Point& point, const std::string& bin, const std::string& load_json_path,
+                     int64_t warmup_requests, int repetition) {
+  Outcome o;
+  o.timing.started_utc = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
+  const int64_t start_ns = gil::KernelNowNs();
+  std::error_code ec;
+  fs::remove(load_json_path, ec);
+  ChildProcess sim({.argv = SimulateServeArgs(point, bin, load_json_path, warmup_requests, repetition),
+                    .cpus = ParseCpuList(point.settings.at("server_cpus"))});
+  struct KillAtExit {
+    ChildProcess& child;
+    ~KillAtExit() { child.KillAndReap(); }
+  } kill_sim{sim};
+  const double timeout_s = SettingDouble(point.settings, "timeout_s");
+  const bool finished = WaitFor({&sim}, Deadline(timeout_s), [&] { return sim.exited(); });
+  if (Interrupted()) return o.interrupted = true, o;
+  if (!finished) return Failed(o, sim, fmt::format("gillab simulate-serve timed out after {} s (killed)", timeout_s));
+  Pump({&sim}, 0);
+  o.timing.wall_s = static_cast<double>(gil::KernelNowNs() - start_ns) / 1e9;
+  // Exit 1 with a load JSON is gillab load's "the client counted errors": the row is kept with status errors.
+  const bool counted_errors = sim.exit_code() == 1 && fs::exists(load_json_path);
+  if (sim.exit_code() != 0 && !counted_errors)
+    return Failed(o, sim, fmt::format("gillab simulate-serve failed ({})", sim.ExitDescription()));
+  if (!TakeLoadResult(o, *FindLoadClient("gillab"), sim, load_json_path)) return o;
+  o.serve = ServeJson(sim.out());
+  if (o.serve.is_null())
+    fmt::print(stderr, "gillab run: warning: point {}: gillab simulate-serve printed no exit JSON; lock statistics "
+                       "of this run are NA\n", point.id);
+  o.ok = true;
+  return o;
+}
+
 // One run, start to finish; never leaves a child behind.
 Outcome RunOnce(const Point& point, const std::string& bin, const std::string& load_json_path,
-                const std::string& trace_path, int64_t warmup_requests, int run_number) {
+                const std::string& trace_path, int64_t warmup_requests, int run_number, int repetition) {
+  if (point.settings.at("mode") == "simulate")
+    return RunSimulated(point, bin, load_json_path, warmup_requests, repetition);
   Outcome o;
   o.timing.started_utc = UtcStamp("%Y-%m-%dT%H:%M:%SZ");
   int64_t start_ns = gil::KernelNowNs();
@@ -163,13 +249,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
     ChildProcess& child;
     ~StopAtExit() { child.Stop(2.0); }
   } stop_serve{serve};
-  auto fail = [&](ChildProcess& who, const std::string& what) {
-    o.error = what;
-    std::string tail = who.ErrTail();
-    if (!tail.empty()) o.error += ": " + tail;
-    o.fatal = who.exited() && who.exit_code() == 2;
-    return o;
-  };
+  auto fail = [&](ChildProcess& who, const std::string& what) { return Failed(o, who, what); };
   // gillab serve says `listening ENDPOINT`; an outside server is ready when its port accepts.
   std::optional<std::string> listening;
   bool ready = WaitFor({&serve}, Deadline(kStartupTimeoutS), [&] {
@@ -214,21 +294,7 @@ Outcome RunOnce(const Point& point, const std::string& bin, const std::string& l
   o.timing.wall_s = static_cast<double>(gil::KernelNowNs() - start_ns) / 1e9;
   if (!stopped) return fail(serve, fmt::format("{} did not exit within {} s of SIGTERM (killed)", server_name, kShutdownTimeoutS));
 
-  if (!client.program.empty()) WriteFileAtomic(ClientOutputPath(load_json_path), load.out());
-  try {
-    o.load = client.parse(load.out(), load_json_path);
-  } catch (const std::exception& e) {
-    o.client_crashed = !client.program.empty() && load.Crashed();
-    return fail(load, fmt::format("{} gave no result ({}; {})", client.name, e.what(), load.ExitDescription()));
-  }
-  // The other clients' results land where gillab load writes its own, for the report and plots.
-  if (!client.program.empty()) WriteFileAtomic(load_json_path, o.load.dump(2) + "\n");
-  auto counted = [&](const char* key) {
-    auto it = o.load.find(key);
-    return it != o.load.end() && it->is_number() && it->get<double>() > 0;
-  };
-  if (counted("errors") || counted("non_2xx")) o.timing.status = "errors";
-  else if (load.exit_code() != 0) return fail(load, fmt::format("{} failed ({})", client.name, load.ExitDescription()));
+  if (!TakeLoadResult(o, client, load, load_json_path)) return o;
   if (outside) {  // an outside server has no lock statistics: those cells are NA
     o.ok = true;
     return o;
@@ -349,6 +415,34 @@ std::vector<std::string> ServeArgs(const Point& p, const std::string& bin, const
   return args;
 }
 
+std::vector<std::string> SimulateServeArgs(const Point& p, const std::string& bin, const std::string& json_path,
+                                           int64_t warmup_requests, int repetition) {
+  std::vector<std::string> args = {bin, "simulate-serve"};
+  const std::vector<std::string> serve = servers::SettingFlags(SettingTarget::kServe, p.settings, "");
+  args.insert(args.end(), serve.begin(), serve.end());
+  // gillab load's flags, less those serve's already carry (--server, --protocol).
+  const std::vector<std::string> load = servers::SettingFlags(SettingTarget::kLoad, p.settings);
+  for (size_t i = 0; i + 1 < load.size(); i += 2) {
+    bool repeated = false;
+    for (size_t j = 0; j + 1 < serve.size(); j += 2) repeated |= serve[j] == load[i];
+    if (!repeated) args.insert(args.end(), {load[i], load[i + 1]});
+  }
+  if (warmup_requests > 0) args.insert(args.end(), {"--warmup", std::to_string(warmup_requests)});
+  const int64_t seed = SettingInt(p.settings, "seed") + repetition;
+  args.insert(args.end(), {"--cores", p.settings.at("cores"), "--seed", std::to_string(seed), "--json", json_path});
+  return args;
+}
+
+std::string RunCores(const Settings& s) {
+  if (s.at("mode") == "simulate") return s.at("cores");
+  const std::vector<int> pinned = ParseCpuList(s.at("server_cpus"));
+  if (!pinned.empty()) return std::to_string(pinned.size());
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) return std::to_string(CPU_COUNT(&allowed));
+  return std::to_string(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
 std::vector<std::string> OutsideServerArgs(const Point& p, int port) {
   std::string command = p.settings.at("server_command");
   const std::vector<std::pair<std::string, std::string>> fields = {
@@ -397,6 +491,17 @@ double EstimateRunSeconds(const Point& p, int64_t warmup_requests) {
     per_request_us += static_cast<double>(SettingInt(s, "think_us"));
     run_s = requests * per_request_us / 1e6 / std::max<int64_t>(1, SettingInt(s, "connections"));
   }
+  if (s.at("mode") == "simulate") {
+    // run_s is virtual time here; host seconds are not virtual seconds. Under
+    // an exclusive lock one simulated core runs at a time, at 0.9-2.1x10^8
+    // simulated instructions per host second (results/sim_fastpath.md) against
+    // 1.7-7.7x10^8 per virtual second (1.3-6 ns each): about 2 host seconds per
+    // virtual second. Without one, every busy core costs that much.
+    const double busy_cores =
+        locked ? 1.0 : std::min(static_cast<double>(SettingInt(s, "cores")), k + 1);
+    run_s *= kHostSecondsPerVirtualSecond * busy_cores;
+    startup_s = 0.05;
+  }
   return startup_s + std::min(run_s, SettingDouble(s, "timeout_s"));
 }
 
@@ -413,17 +518,24 @@ std::string DryRunText(const Experiment& e, const std::string& bin) {
   if (!points.empty()) total_s += EstimateRunSeconds(points[0], e.warmup) * e.warmup_runs;
   std::string endpoint =
       points.empty() ? "" : servers::DefaultEndpoint(servers::RequireServerKind(points[0].settings.at("server")), "NAME");
-  if (!points.empty()) {
-    const Point& first = points[0];
+  // The first simulated point's child, when the first run is a real one (or the only kind there is).
+  auto simulated = std::find_if(points.begin(), points.end(), [](const Point& p) { return p.settings.at("mode") == "simulate"; });
+  if (simulated != points.end())
+    out += fmt::format("first simulated run (point {}: one child, server and client in virtual time):\n  {}\n",
+                       simulated->id, fmt::join(SimulateServeArgs(*simulated, bin, "LOAD.json", e.warmup, 0), " "));
+  auto real = std::find_if(points.begin(), points.end(), [](const Point& p) { return p.settings.at("mode") == "real"; });
+  if (real != points.end()) {
+    const Point& first = *real;
     const bool outside = !first.settings.at("server_command").empty();
-    out += fmt::format("first run:\n  {}\n", fmt::join(outside ? OutsideServerArgs(first, 0) : ServeArgs(first, bin, endpoint, "TRACE.json"), " "));
+    out += fmt::format("first {}run (point {}):\n  {}\n", simulated == points.end() ? "" : "real ", first.id, fmt::join(outside ? OutsideServerArgs(first, 0) : ServeArgs(first, bin, endpoint, "TRACE.json"), " "));
     const LoadClient& client = *FindLoadClient(first.settings.at("client"));
     out += fmt::format("  {}\n", fmt::join(client.args({.point = first, .gillab_bin = bin, .endpoint = "tcp://127.0.0.1:PORT",
                                                         .json_path = "LOAD.json", .warmup_requests = e.warmup,
                                                         .source_dir = SourceDir()}), " "));
   }
   out += fmt::format("{} runs, estimated time {} (rough: think time + network + lock waits "
-                     "under a convoy; handler work not counted)\n", e.RunCount() + (points.empty() ? 0 : e.warmup_runs), FormatDuration(total_s));
+                     "under a convoy; handler work not counted{})\n", e.RunCount() + (points.empty() ? 0 : e.warmup_runs), FormatDuration(total_s),
+                     simulated == points.end() ? "" : "; simulate runs: host seconds guessed as 2x the virtual ones");
   return out;
 }
 
@@ -474,6 +586,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     meta["sessions"] = json::array();
     if (!shard.whole()) meta["shard"] = ShardJson(e, shard);
   }
+  meta["modes"] = RunModes(e);  // real, simulate or both (design §13)
   meta["sessions"].push_back(session);
   WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n");
   for (const auto& w : machine.warnings) fmt::print(stderr, "gillab run: warning: {}\n", w);
@@ -499,7 +612,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
   for (int w = 0; w < e.warmup_runs && !pending.empty(); ++w) {
     const Point& p = points[pending[0].first];
     fmt::print(stderr, "gillab run: warm-up run {} of {} (point {}, discarded)\n", w + 1, e.warmup_runs, p.id);
-    Outcome o = RunOnce(p, options.gillab_bin, dir + "/raw/warmup_load.json", "", e.warmup, run_number++);
+    Outcome o = RunOnce(p, options.gillab_bin, dir + "/raw/warmup_load.json", "", e.warmup, run_number++, 0);
     if (o.interrupted) {
       interrupted = true;
       break;
@@ -518,7 +631,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     std::string stem = fmt::format("{}/raw/p{:03}_r{}", dir, id, rep);
     double estimate_s = EstimateRunSeconds(p, e.warmup);
     int64_t run_start_ns = gil::KernelNowNs();
-    Outcome o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++);
+    Outcome o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++, rep);
     // An outside load generator that crashes is its own bug, not the run's
     // (Debian's siege 4.0.7 segfaults now and then at the end of a timed
     // run): the run is made again, at most kClientCrashRetries times, and
@@ -526,7 +639,7 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     for (int retry = 0; !o.ok && o.client_crashed && retry < kClientCrashRetries && !Interrupted(); ++retry) {
       AppendFailure(dir, p, rep, o.error + " (client crash; the run is made again)");
       fmt::print(stderr, "gillab run: point {} rep {}: {}; making the run again\n", id, rep, o.error);
-      o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++);
+      o = RunOnce(p, options.gillab_bin, stem + "_load.json", stem + "_trace.json", e.warmup, run_number++, rep);
     }
     if (o.interrupted) {
       interrupted = true;
@@ -537,7 +650,9 @@ int RunExperiment(const Experiment& given, const RunnerOptions& options) {
     estimate_left_s -= estimate_s;
     if (o.ok) {
       if (!o.serve.is_null()) WriteFileAtomic(stem + "_serve.json", o.serve.dump(2) + "\n");
-      csv.Append(MakeRow(p, rep, o.load, o.serve, o.timing));
+      Row row = MakeRow(p, rep, o.load, o.serve, o.timing);
+      row["cores"] = RunCores(p.settings);
+      csv.Append(row);
       ++done;
     } else {
       ++failures;

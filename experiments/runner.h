@@ -6,6 +6,9 @@
 // timeout_s), SIGTERM the server and read its exit JSON (per-thread lock
 // stats), append one row to runs.csv. A run that times out or crashes is
 // killed (SIGKILL), reaped, logged to failures.log and left for --resume.
+// A point with mode = "simulate" (design §13) is instead one `gillab
+// simulate-serve` child (SimulateServeArgs), with the same timeout, kill, reap,
+// failures.log, --resume and shard handling; meta.json lists the points' modes.
 // Repetitions are the outer loop (every point once, then every point again),
 // so slow drift of the machine spreads over all points instead of biasing one.
 // With a shard (RunnerOptions::shard), only that shard's runs are run; meta.json
@@ -56,6 +59,18 @@ std::string GillabBinary();
 // The command lines of one run (exposed for tests and --dry-run).
 std::vector<std::string> ServeArgs(const Point& point, const std::string& bin, const std::string& endpoint,
                                    const std::string& trace_path);
+// A simulated run (mode = "simulate", design §13) is one child instead of
+// serve + client, which runs both in virtual time to completion, writes the
+// load JSON at json_path (gillab load --json's format) and prints serve's exit
+// JSON on stdout; exit 2 is a usage error (a fatal run), as for serve:
+//   BIN simulate-serve <serve flags> <load flags serve's lack> [--warmup W]
+//       --cores N --seed SEED+REPETITION --json JSON_PATH
+// Repetition r runs seed + r, so repetitions give the seeds' spread.
+std::vector<std::string> SimulateServeArgs(const Point& point, const std::string& bin, const std::string& json_path,
+                                           int64_t warmup_requests, int repetition);
+// The runs.csv `cores` of a run: a simulated one's virtual cores; a real one's
+// CPUs: the server_cpus it is pinned to, else those the runner may use (sched_getaffinity).
+std::string RunCores(const Settings& settings);
 // LoadArgs (gillab load's command line) lives with the other clients' in clients.h.
 // An experiment's server_command for one run: {port}, {source} (the source
 // tree) and {cpu_threads} filled in, run as `/bin/sh -c "exec COMMAND"` so the

@@ -145,6 +145,19 @@ const PointRuns* MatchingExcept(const std::vector<PointRuns>& points, const Poin
 }
 }  // namespace
 
+const PointRuns* MatchingReal(const std::vector<PointRuns>& points, const PointRuns& simulated) {
+  static const std::set<std::string> kIgnored = {"mode", "cores", "seed"};
+  if (Get(simulated.settings, "mode") != "simulate") return nullptr;
+  for (const auto& candidate : points) {
+    if (Get(candidate.settings, "mode") != "real") continue;
+    bool same = true;
+    for (const auto& c : SettingColumns())
+      if (!kIgnored.count(c) && Get(candidate.settings, c) != Get(simulated.settings, c)) same = false;
+    if (same) return &candidate;
+  }
+  return nullptr;
+}
+
 const PointRuns* MatchingUnloaded(const std::vector<PointRuns>& points, const PointRuns& point) {
   return MatchingExcept(points, point, "cpu_threads", "0");
 }
@@ -333,6 +346,69 @@ std::string RenderSummary(const std::vector<Row>& rows, const nlohmann::json& me
                                                          fmt::format("±{:.0f}%", 100 * kCalibrationTolerance)});
     out += "## The model against CPython (ratio = the engine's slowdown ÷ cpython's slowdown at the same settings)\n\n";
     out += MarkdownTable(calibration_header, calibration) + "\n";
+  }
+
+  // ---- The simulator against the machine (design §13) ----
+  std::vector<std::vector<std::string>> validation;
+  std::vector<std::string> validation_keys;  // what tells the simulated points apart
+  for (const auto& key : shown)
+    if (key != "mode" && key != "seed" && key != "cores") validation_keys.push_back(key);
+  // figure column, its formatter, its header
+  struct Figure {
+    const char* column;
+    std::string (*format)(double);
+    const char* name;
+  };
+  const std::vector<Figure> figures = {
+      {"req_per_s", FormatRate, "req/s"},
+      {"latency_p50_us", FormatUs, "p50"},
+      {"latency_p99_us", FormatUs, "p99"},
+      {"io_wait_p50_ns", [](double ns) { return FormatUs(ns / 1000); }, "io lock wait p50"},
+  };
+  std::vector<bool> figure_present(figures.size(), false);
+  for (size_t f = 0; f < figures.size(); ++f)
+    figure_present[f] = std::any_of(rows.begin(), rows.end(), [&](const Row& r) {
+      return Get(r, "mode") == "simulate" && ParseCell(r, figures[f].column).has_value();
+    });
+  int within_count = 0, compared_count = 0;
+  for (const auto& p : points) {
+    const PointRuns* real = MatchingReal(points, p);
+    if (!real) continue;
+    std::vector<std::string> cells = {fmt::format("{} / {}", p.point, real->point)};
+    for (const auto& k : validation_keys) cells.push_back(Get(p.settings, k));
+    cells.push_back(fmt::format("{} / {}", Get(p.settings, "cores"), Get(real->settings, "cores")));
+    for (size_t f = 0; f < figures.size(); ++f) {
+      if (!figure_present[f]) continue;
+      auto r = real->Of(figures[f].column);
+      auto sim = p.Of(figures[f].column);
+      // "real → simulated · **ratio** ✓": one cell per figure keeps the table readable.
+      std::string cell = fmt::format("{} → {}", r ? figures[f].format(r->median) : "NA",
+                                     sim ? figures[f].format(sim->median) : "NA");
+      if (r && sim && r->median > 0) {
+        const double ratio = sim->median / r->median;
+        const bool within = std::abs(ratio - 1) <= kValidationTolerance;
+        ++compared_count;
+        within_count += within ? 1 : 0;
+        cell += fmt::format(" · **{:.2f}** {}", ratio, within ? "✓" : "⚠");
+      }
+      cells.push_back(cell);
+    }
+    validation.push_back(cells);
+  }
+  if (!validation.empty()) {
+    std::vector<std::string> validation_header = {"points sim / real"};
+    validation_header.insert(validation_header.end(), validation_keys.begin(), validation_keys.end());
+    validation_header.push_back("cores sim / real");
+    for (size_t f = 0; f < figures.size(); ++f) {
+      if (!figure_present[f]) continue;
+      validation_header.push_back(fmt::format("{} real → sim · ratio", figures[f].name));
+    }
+    out += fmt::format("## Validation: simulated vs real (medians over repetitions; sim/real within ±{:.0f}%: ✓)\n\n",
+                       100 * kValidationTolerance);
+    out += MarkdownTable(validation_header, validation);
+    out += fmt::format("\n{} of {} comparisons within ±{:.0f}%. The real runs share the machine with whatever else "
+                       "ran (load average in meta.json); the simulated ones do not.\n\n",
+                       within_count, compared_count, 100 * kValidationTolerance);
   }
 
   // ---- Per point ----

@@ -9,6 +9,11 @@
 // swept and one of them is cpython, a calibration table gives, per loaded
 // point, the model's slowdown ÷ cpython's slowdown at the same settings.
 //
+// When an experiment runs points both real and simulated (mode swept), a
+// validation table gives per simulated point the median req/s, p50 and p99
+// latency and io-thread lock wait p50, real and simulated, their ratio and
+// whether it is within ±20%.
+//
 // The main table reads like Beazley's: one row per server (or per the other
 // swept settings), one column group per variant (engine/policy), with req/s and
 // p50 at each CPU-thread count and the slowdown.
@@ -57,6 +62,13 @@ std::optional<double> Slowdown(const std::vector<PointRuns>& points, const Point
 constexpr double kCalibrationTolerance = 0.30;
 // The point with the same settings except engine == "cpython" (itself excluded), or nullptr.
 const PointRuns* MatchingCpython(const std::vector<PointRuns>& points, const PointRuns& point);
+
+// Validation of the simulator (design §13): a simulated point agrees with the
+// machine when each figure's median is within ±kValidationTolerance of the real
+// point's. The real twin of a simulated point has the same settings except
+// mode, cores and seed (which a real run ignores; its `cores` is the machine's).
+constexpr double kValidationTolerance = 0.20;
+const PointRuns* MatchingReal(const std::vector<PointRuns>& points, const PointRuns& simulated);
 
 // Setting columns (and "variant") whose value differs between rows, in column order.
 std::vector<std::string> VaryingSettings(const std::vector<Row>& rows);

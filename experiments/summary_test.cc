@@ -212,5 +212,48 @@ TEST(Format, NumbersCarryUnits) {
   EXPECT_EQ(FormatRate(5712.4), "5712");
 }
 
+// The simulator's validation (design §13): a simulated point against its real
+// twin (same settings but mode, cores and seed), medians over repetitions.
+TEST(Validation, ComparesEachSimulatedPointWithItsRealTwin) {
+  auto row = [](int point, int rep, const std::string& mode, const std::string& cores, const std::string& cpu,
+                const std::string& rate, const std::string& p50, const std::string& wait) {
+    return MakeTestRow(point, rep, {{"mode", mode}, {"cores", cores}, {"cpu_threads", cpu}, {"req_per_s", rate},
+                                    {"latency_p50_us", p50}, {"latency_p99_us", p50}, {"io_wait_p50_ns", wait}});
+  };
+  std::vector<Row> rows = {
+      // cpu_threads 0: the real machine has 4 cores here; the simulated point 2 (cores are not matched).
+      row(0, 0, "real", "4", "0", "1000", "100", "2000"), row(0, 1, "real", "4", "0", "1200", "120", "2000"),
+      row(1, 0, "simulate", "2", "0", "1050", "105", "2100"), row(1, 1, "simulate", "2", "0", "1150", "110", "2100"),
+      // cpu_threads 1: the simulator is 1.5x too fast and its p50 a third too short.
+      row(2, 0, "real", "4", "1", "200", "5000", "5000000"), row(3, 0, "simulate", "2", "1", "300", "3333", "5000000"),
+      // A simulated point without a real twin is left out.
+      row(4, 0, "simulate", "2", "2", "100", "10000", "9000000"),
+  };
+  auto points = GroupByPoint(rows);
+  ASSERT_EQ(points.size(), 5u);
+  ASSERT_NE(MatchingReal(points, points[1]), nullptr);
+  EXPECT_EQ(MatchingReal(points, points[1])->point, 0);
+  EXPECT_EQ(MatchingReal(points, points[3])->point, 2);
+  EXPECT_EQ(MatchingReal(points, points[4]), nullptr);
+  EXPECT_EQ(MatchingReal(points, points[0]), nullptr);  // a real point is no simulated one
+
+  std::string md = RenderSummary(rows, nlohmann::json::object(), "v", "");
+  const size_t at = md.find("## Validation: simulated vs real");
+  ASSERT_NE(at, std::string::npos) << md;
+  const std::string table = md.substr(at, md.find("\n## ", at + 1) - at);
+  // Point 1 vs 0: medians 1100 vs 1100 req/s, p50 107.5 vs 110 µs, wait 2.1 vs 2 µs.
+  EXPECT_NE(table.find("| 1 / 0 | 0 | 2 / 4 | 1100 → 1100 · **1.00** ✓ |"), std::string::npos) << table;
+  EXPECT_NE(table.find("**0.98** ✓"), std::string::npos) << table;
+  EXPECT_NE(table.find("2.0 µs → 2.1 µs · **1.05** ✓"), std::string::npos) << table;
+  // Point 3 vs 2: req/s 1.50 and p50 0.67, outside; the lock wait agrees.
+  EXPECT_NE(table.find("| 3 / 2 | 1 | 2 / 4 | 200 → 300 · **1.50** ⚠ |"), std::string::npos) << table;
+  EXPECT_NE(table.find("**0.67** ⚠"), std::string::npos) << table;
+  EXPECT_EQ(table.find("| 4 / "), std::string::npos) << table;
+  EXPECT_NE(table.find("5 of 8 comparisons within ±20%"), std::string::npos) << table;
+  // Without both modes there is no validation table.
+  rows.resize(1);
+  EXPECT_EQ(RenderSummary(rows, nlohmann::json::object(), "v", "").find("Validation"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gillab::experiments

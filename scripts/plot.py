@@ -5,15 +5,19 @@ Reads DIR/runs.csv (one row per run, written by `gillab run`) and makes only the
 plots the data supports:
 
   slowdown.png         req/s at 0 CPU threads / req/s with them, by server x
-                       engine/policy variant (log scale, 1x line)      [cpu_threads swept with 0]
+                       engine/policy variant (log scale, 1x line)      [cpu_threads swept with 0, cores not swept]
   latency_cdf.png      latency CDF per variant: each run's whole distribution
                        (raw/pNNN_rR_load.json, latency_us.cdf), else its
                        percentiles in runs.csv (min, p50 … max)         [always]
   switch_interval.png  req/s and p50 against the switch interval, with the
                        req/s ~ 1/interval reference                     [switch_interval_us swept]
-  cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values]
+  cpu_threads.png      req/s and p50 against the number of CPU threads  [cpu_threads: >= 3 values, cores not swept]
   tradeoff.png         I/O req/s against CPU-thread iterations/s        [>= 2 variants with CPU threads]
   vs_<axis>.png        req/s and p50/p99 against any other numeric axis (think_us, message_bytes, ...)
+  cores.png            req/s and p50/p99 against the simulated cores, a panel
+                       per policy/variant, a line per CPU-thread count  [cores swept]
+  validation.png       simulated ÷ real per point: req/s, p50, p99, io lock wait,
+                       with the ±20% band (design §13)                  [mode swept: real and simulate]
 
 Every point is the median over its repetitions; titles carry the fixed
 parameters, axes carry units. Needs Debian's python3-matplotlib (Agg backend).
@@ -35,7 +39,7 @@ from matplotlib import ticker  # noqa: E402
 # Settings shown in titles when fixed (others only when not at their default).
 TITLE_KEYS = ["server", "engine", "policy", "switch_interval_us", "cpu_threads", "handler", "message_bytes",
               "requests", "connections", "think_us", "rate", "lock_priority", "os_priority", "server_cpus",
-              "client_cpus"]
+              "client_cpus", "mode", "cores"]
 NUMERIC_AXES = ["think_us", "message_bytes", "rate", "connections", "work_units", "check_interval",
                 "requests", "max_message_bytes", "workers"]
 QUANTILES = [("latency_min_us", 0.0), ("latency_p50_us", 0.5), ("latency_p90_us", 0.9), ("latency_p99_us", 0.99),
@@ -163,6 +167,8 @@ def save(fig, directory, name, made):
 
 
 def plot_slowdown(runs, directory, made):
+    if "cores" in runs.varying and "mode" not in runs.varying:
+        return  # policies x cores bars per group: cores.png shows the same points readably
     if "cpu_threads" not in runs.varying or "0" not in runs.values("cpu_threads"):
         return
     loaded_counts = sorted({int(v) for v in runs.values("cpu_threads") if v != "0"})
@@ -378,6 +384,10 @@ def plot_switch_interval(runs, directory, made):
 
 
 def plot_cpu_threads(runs, directory, made):
+    # With the cores swept, cores.png shows these points per policy, a line per CPU-thread count;
+    # here they would be policies x cores lines on one axis.
+    if "cores" in runs.varying and "mode" not in runs.varying:
+        return
     if "cpu_threads" in runs.varying and len(runs.values("cpu_threads")) >= 3:
         plot_against(runs, directory, made, "cpu_threads", "cpu_threads.png", "CPU-bound threads", False)
 
@@ -424,6 +434,127 @@ def plot_tradeoff(runs, directory, made):
     ax.set_title(f"{runs.name}: I/O vs CPU throughput per policy, toy engine{cpu_note} (up and right is better)\n"
                  f"{runs.fixed_text({'cpu_threads'})}", fontsize=9)
     save(fig, directory, "tradeoff.png", made)
+
+
+def plot_cores(runs, directory, made):
+    """req/s (top) and p50/p99 latency (bottom) against the simulated cores: one panel per policy/variant
+    (and other swept setting), one line per CPU-thread count (darker = more threads)."""
+    if "cores" not in runs.varying or any(number(v) is None for v in runs.values("cores")):
+        return
+    line_key = "cpu_threads" if "cpu_threads" in runs.varying else None
+    panel_keys = column_keys(runs, exclude={"cores", "cpu_threads", "mode", "seed"})
+    panels = {}
+    for rows in runs.points().values():
+        r0 = rows[0]
+        if r0["mode"] != "simulate":
+            continue
+        line = int(r0[line_key]) if line_key else 0
+        panels.setdefault(series_key(r0, panel_keys), {}).setdefault(line, []).append(
+            (number(r0["cores"]), aggregate(rows, "req_per_s"), aggregate(rows, "latency_p50_us"),
+             aggregate(rows, "latency_p99_us")))
+    if not panels:
+        return
+    lines = sorted({line for panel in panels.values() for line in panel})
+    cmap = plt.get_cmap("viridis")
+    shade = {line: cmap(0.85 * i / max(1, len(lines) - 1)) for i, line in enumerate(lines)}
+    fig, axes = plt.subplots(2, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 7.5), sharex=True, sharey="row",
+                             squeeze=False)
+    all_cores = sorted({x for panel in panels.values() for pts in panel.values() for x, *_ in pts})
+    for column, (title, panel) in enumerate(panels.items()):
+        top, bottom = axes[0][column], axes[1][column]
+        for line, pts in sorted(panel.items()):
+            pts.sort()
+            xs = [p[0] for p in pts]
+            label = f"{line} cpu threads" if line_key else "all"
+            top.plot(xs, [p[1] for p in pts], marker="o", color=shade[line], label=label)
+            bottom.plot(xs, [p[2] for p in pts], marker="o", color=shade[line], label=f"{label} p50")
+            bottom.plot(xs, [p[3] for p in pts], marker="^", linestyle=":", color=shade[line], label=f"{label} p99")
+        top.set_title(title, fontsize=9)
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            plain_log(ax.yaxis)
+            ax.set_xticks(all_cores)
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: si(v)))
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            ax.grid(alpha=0.3, which="both")
+        bottom.set_xlabel("simulated cores (log scale)")
+    axes[0][0].set_ylabel("throughput (requests/s, log scale)")
+    axes[1][0].set_ylabel("latency p50 (solid), p99 (dotted) (µs, log scale)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(lines), fontsize=8, bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle(f"{runs.name}: req/s and latency against the simulated cores, per policy\n"
+                 f"{runs.fixed_text({'cores', 'cpu_threads'})}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    save(fig, directory, "cores.png", made)
+
+
+# The validation figures: runs.csv column, label (summary.cc's validation table has the same).
+VALIDATION_FIGURES = [("req_per_s", "req/s"), ("latency_p50_us", "p50 latency"), ("latency_p99_us", "p99 latency"),
+                      ("io_wait_p50_ns", "io lock wait p50")]
+VALIDATION_TOLERANCE = 0.20
+
+
+def plot_validation(runs, directory, made):
+    """Simulated ÷ real medians per point (the twin: same settings but mode, cores and seed).
+    A ratio of 0 (the simulated figure is 0) cannot be drawn on the log axis: summary.md has it."""
+    if "mode" not in runs.varying:
+        return
+    ignored = {"mode", "cores", "seed"}
+
+    def twin_key(row):
+        return tuple(row[k] for k in runs.settings if k not in ignored)
+
+    real = {twin_key(rows[0]): rows for rows in runs.points().values() if rows[0]["mode"] == "real"}
+    label_keys = [k for k in column_keys(runs, exclude=ignored)]
+    pairs = []
+    for rows in runs.points().values():
+        if rows[0]["mode"] != "simulate" or twin_key(rows[0]) not in real:
+            continue
+        twin = real[twin_key(rows[0])]
+        ratios = []
+        for column, _ in VALIDATION_FIGURES:
+            sim, ref = aggregate(rows, column), aggregate(twin, column)
+            ratios.append(sim / ref if sim is not None and ref else None)
+        pairs.append((series_key(rows[0], label_keys), ratios))
+    if not pairs:
+        return
+    shown = [i for i in range(len(VALIDATION_FIGURES)) if any(r[i] is not None for _, r in pairs)]
+    fig, ax = plt.subplots(figsize=(min(16.0, max(7.0, 0.75 * len(pairs) + 2)), 5.0))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = ["o", "s", "^", "D"]
+    step = 0.5 / max(1, len(shown))
+    for n, i in enumerate(shown):
+        xs, ys = [], []
+        for p, (_, ratios) in enumerate(pairs):
+            if ratios[i] is not None and ratios[i] > 0:
+                xs.append(p + (n - (len(shown) - 1) / 2) * step)
+                ys.append(ratios[i])
+        ax.plot(xs, ys, linestyle="none", marker=markers[n % len(markers)], markersize=7,
+                color=colors[n % len(colors)], label=VALIDATION_FIGURES[i][1])
+    ax.axhspan(1 - VALIDATION_TOLERANCE, 1 + VALIDATION_TOLERANCE, color="tab:green", alpha=0.15,
+               label=f"within ±{VALIDATION_TOLERANCE:.0%}")
+    ax.axhline(1.0, color="gray", linewidth=1)
+    values = [r[i] for _, r in pairs for i in shown if r[i] is not None and r[i] > 0] + [0.7, 1.4]
+    ax.set_yscale("log")
+    ax.set_ylim(min(values) / 1.25, max(values) * 1.25)
+    fine = max(values) / min(values) < 4  # a narrow range gets more ticks
+    ticks = [t for t in ((0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0) if fine else
+                         (0.01, 0.03, 0.1, 0.3, 0.8, 1.2, 3.0, 10.0, 30.0, 100.0))
+             if min(values) / 1.25 <= t <= max(values) * 1.25]
+    ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xticks(range(len(pairs)))
+    ax.set_xticklabels([label.replace("cpu_threads=", "cpu ").replace(" io>", "\nio>").replace("=", " ").replace(" cpu ", "\ncpu ")
+                        for label, _ in pairs], fontsize=7)
+    ax.set_xlim(-0.6, len(pairs) - 0.4)
+    ax.set_ylabel("simulated ÷ real (medians over runs, log scale)")
+    ax.grid(alpha=0.3, axis="y", which="major")
+    ax.legend(fontsize=8, ncol=len(shown) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    ax.set_title(f"{runs.name}: the simulator against this machine, point by point (1 = agreement)\n"
+                 f"{runs.fixed_text(ignored)}", fontsize=9)
+    save(fig, directory, "validation.png", made)
 
 
 STM_TIMES = [("io_stm_committed_ns", "committed", "tab:green"), ("io_stm_aborted_ns", "aborted", "tab:red"),
@@ -485,6 +616,8 @@ def main():
     plot_cpu_threads(runs, directory, made)
     plot_tradeoff(runs, directory, made)
     plot_stm_time(runs, directory, made)
+    plot_cores(runs, directory, made)
+    plot_validation(runs, directory, made)
     for axis in NUMERIC_AXES:
         if axis in runs.varying and all(number(v) is not None for v in runs.values(axis)):
             plot_against(runs, directory, made, axis, f"vs_{axis}.png", f"{axis} (log scale)", True)

@@ -67,6 +67,16 @@ std::string ServerCommandRule(const SettingSpec&, const std::string& text, const
     throw UsageError("server_command must pass the port the runner chose: put {port} in it");
   return text;
 }
+// The run modes (design §13): real processes on this machine, or one
+// `gillab simulate-serve` child running the point in virtual time.
+std::string ModeRule(const SettingSpec& spec, const std::string& text, const std::string&) {
+  const std::vector<std::string> modes = {"real", "simulate"};
+  if (std::find(modes.begin(), modes.end(), text) != modes.end()) return text;
+  for (const auto& mode : modes)
+    if (text.size() >= 3 && (text.starts_with(mode) || mode.starts_with(text)))
+      throw UsageError(fmt::format("{} must be real or simulate (got '{}'; did you mean '{}'?)", spec.name, text, mode));
+  throw UsageError(fmt::format("{} must be real or simulate (got '{}')", spec.name, text));
+}
 std::string HubReleaseRule(const SettingSpec& spec, const std::string& text, const std::string&) {
   return text.empty() ? text : OneOf(spec, text, HubReleaseNames());
 }
@@ -240,6 +250,16 @@ const std::vector<SettingSpec>& SettingSpecs() {
        0, kInf, CpuListRule, "", kNever},
       {"client_cpus", Type::kString, Target::kRunner, "", "CPUs the client is pinned to", 0, kInf, CpuListRule, "",
        kNever},
+      // Many cores in virtual time (design §13): a simulate run is one `gillab
+      // simulate-serve` child (experiments/runner.h); cores and seed are its
+      // --cores and --seed (repetition r runs seed + r) and mean nothing to a
+      // real run, whose runs.csv row records the CPUs it had in `cores`.
+      {"mode", Type::kString, Target::kRunner, "real", "real | simulate (the point in virtual time, design §13)", 0,
+       kInf, ModeRule, "", kNever},
+      {"cores", Type::kInt, Target::kRunner, "2", "simulate: virtual cores (real runs: the CPUs the server had)", 1,
+       1024, nullptr, "", kNever},
+      {"seed", Type::kInt, Target::kRunner, "1", "simulate: the PRNG seed of repetition 0 (repetition r: seed + r)", 0,
+       1e15, nullptr, "", kNever},
   };
   return specs;
 }
