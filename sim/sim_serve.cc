@@ -19,6 +19,7 @@
 #include "gil/futex.h"
 #include "gil/gil.h"
 #include "interp/exec_model.h"
+#include "servers/payload_source.h"
 #include "servers/server_kinds.h"
 #include "sim/sim_json.h"
 
@@ -200,30 +201,6 @@ const std::vector<SimServerKind>& SimServerKinds() {
   return kinds;
 }
 
-// Payload bytes as load_client.cc makes them (a fresh word at the front of
-// each, so consecutive requests differ), from a splitmix64 stream.
-class Payloads {
- public:
-  Payloads(size_t bytes, uint64_t seed) : bytes_(bytes), state_(seed) {}
-  void Next(std::string& out) {
-    out.resize(bytes_);
-    for (size_t i = 0; i < bytes_; i += 8) {
-      const uint64_t word = NextWord();
-      std::memcpy(out.data() + i, &word, std::min<size_t>(8, bytes_ - i));
-    }
-  }
-
- private:
-  uint64_t NextWord() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  size_t bytes_;
-  uint64_t state_;
-};
-
 // Splits n over c connections, the first ones taking the remainder (load_client.cc).
 int64_t Share(int64_t n, int c, int i) { return n / c + (i < n % c ? 1 : 0); }
 
@@ -317,7 +294,7 @@ SimServeResult RunSimServe(const SimServeOptions& options) {
   auto client = [&](int i) {
     Connection& conn = *connections[static_cast<size_t>(i)];
     ClientFigures& w = figures[static_cast<size_t>(i)];
-    Payloads payloads(static_cast<size_t>(lo.message_bytes), lo.seed * 1000003 + static_cast<uint64_t>(i));
+    servers::PayloadSource payloads(static_cast<size_t>(lo.message_bytes), lo.seed * 1000003 + static_cast<uint64_t>(i));
     std::string request;
     bool failed = false;
     auto exchange = [&](int64_t intended_ns, bool measured) {
