@@ -47,7 +47,17 @@ class StopBoard {
   bool stopping_ = false;
 };
 
-// A thread's record; a model without a lock (stm) has no lock figures to give.
+
+double Us(int64_t ns) { return static_cast<double>(ns) / 1e3; }
+
+// Whether the policy reads check_interval (false for models that are not lock policies, e.g. stm).
+bool UsesTicks(const std::string& policy) {
+  const auto& policies = gil::PolicyNames();
+  return std::find(policies.begin(), policies.end(), policy) != policies.end() && gil::PolicyTraitsOf(policy).uses_ticks;
+}
+
+}  // namespace
+
 ContendThread Snapshot(const ExecThread& et, gil::Role role, std::string name) {
   ContendThread out;
   out.role = role;
@@ -65,16 +75,6 @@ int PriorityOf(const ContendOptions& o, gil::Role role) {
   auto it = o.lock_priority.find(role);
   return it == o.lock_priority.end() ? 0 : it->second;
 }
-
-double Us(int64_t ns) { return static_cast<double>(ns) / 1e3; }
-
-// Whether the policy reads check_interval (false for models that are not lock policies, e.g. stm).
-bool UsesTicks(const std::string& policy) {
-  const auto& policies = gil::PolicyNames();
-  return std::find(policies.begin(), policies.end(), policy) != policies.end() && gil::PolicyTraitsOf(policy).uses_ticks;
-}
-
-}  // namespace
 
 ContendResult RunContend(const ContendOptions& options) {
   if (options.cpu_threads < 0) throw UsageError(fmt::format("--cpu-threads must be >= 0, got {}", options.cpu_threads));

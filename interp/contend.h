@@ -26,6 +26,8 @@
 
 namespace gillab::interp {
 
+class ExecThread;
+
 struct ContendOptions {
   std::string policy = "newgil";
   int cpu_threads = 1;
@@ -74,6 +76,12 @@ struct ContendResult {
 
 // Throws UsageError for bad options (unknown policy, negative counts).
 ContendResult RunContend(const ContendOptions& options);
+
+// A thread's record after the run; a model without a lock (stm) has no lock
+// figures to give, so its record has only the role and name.
+ContendThread Snapshot(const ExecThread& et, gil::Role role, std::string name);
+// The lock priority the options give a role (0 when not set).
+int PriorityOf(const ContendOptions& o, gil::Role role);
 
 // Fills result.threads: `io` first (its run's seconds and io steps), then each
 // cpu thread with the iterations it ran in its seconds, and sums

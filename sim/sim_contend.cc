@@ -21,26 +21,6 @@
 namespace gillab::sim {
 namespace {
 
-int PriorityOf(const interp::ContendOptions& o, gil::Role role) {
-  auto it = o.lock_priority.find(role);
-  return it == o.lock_priority.end() ? 0 : it->second;
-}
-
-// A thread's record; a model without a lock (stm) has no lock figures to
-// give (interp/contend.cc's rule).
-interp::ContendThread Snapshot(const interp::ExecThread& et, gil::Role role, std::string name) {
-  interp::ContendThread out;
-  out.role = role;
-  out.name = std::move(name);
-  if (et.lock_state() == nullptr) return out;
-  const gil::ThreadState& t = *et.lock_state();
-  out.name = t.name();
-  out.lock_priority = t.lock_priority();
-  out.stats = t.stats();
-  out.handoffs = t.handoffs();
-  return out;
-}
-
 // The io thread starts this long after the cpu threads (see sim_contend.h).
 constexpr int64_t kIoStartDelayNs = 100'000;
 
@@ -107,7 +87,7 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
 
   for (size_t i = 0; i < k; ++i) {
     sim.Spawn(fmt::format("cpu-{}", i), [&, i] {
-      cpu_states[i] = model.Attach(gil::Role::kCpu, fmt::format("cpu-{}", i), PriorityOf(o, gil::Role::kCpu));
+      cpu_states[i] = model.Attach(gil::Role::kCpu, fmt::format("cpu-{}", i), interp::PriorityOf(o, gil::Role::kCpu));
       Vm vm(cpu_program, model, *cpu_states[i], VmOptions{.heap = heap});
       cpu_vms[i] = &vm;
       if (stopping) vm.RequestStop();
@@ -122,7 +102,7 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   std::unique_ptr<interp::ExecThread> io_state;
   sim.Spawn("io", [&] {
     sim.Sleep(kIoStartDelayNs);
-    io_state = model.Attach(gil::Role::kIo, "io", PriorityOf(o, gil::Role::kIo));
+    io_state = model.Attach(gil::Role::kIo, "io", interp::PriorityOf(o, gil::Role::kIo));
     {
       Vm vm(io_program, model, *io_state, VmOptions{.heap = heap});
       model.Enter(*io_state);
@@ -149,8 +129,8 @@ SimContendResult RunSimContend(const SimContendOptions& options) {
   }
   out.model_report = model.ReportJson();
   std::vector<interp::ContendThread> cpu;
-  for (size_t i = 0; i < k; ++i) cpu.push_back(Snapshot(*cpu_states[i], gil::Role::kCpu, fmt::format("cpu-{}", i)));
-  interp::AddThreadRows(result, Snapshot(*io_state, gil::Role::kIo, "io"), std::move(cpu), cpu_counts, cpu_seconds);
+  for (size_t i = 0; i < k; ++i) cpu.push_back(interp::Snapshot(*cpu_states[i], gil::Role::kCpu, fmt::format("cpu-{}", i)));
+  interp::AddThreadRows(result, interp::Snapshot(*io_state, gil::Role::kIo, "io"), std::move(cpu), cpu_counts, cpu_seconds);
   if (recorder) {
     result.trace_dropped_events = recorder->dropped_events();
     recorder->WriteChromeJson(o.trace_path, ToJson(out).dump());
