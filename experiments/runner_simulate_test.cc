@@ -3,6 +3,7 @@
 // per run with the command line of runner.h, the same rows plus mode and
 // cores, meta.json's modes, a failing child, resume, and the validation table.
 #include "experiments/runner.h"
+#include "experiments/runner_test_util.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -32,58 +33,14 @@ std::string Joined(const std::vector<std::string>& args) {
   return line;
 }
 
-class RunnerSimulateTest : public ::testing::Test {
+class RunnerSimulateTest : public StandInRunnerTest {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("gillab-runner-sim-test-" + std::to_string(getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    pids_file_ = (root_ / "pids").string();
-    args_file_ = (root_ / "args").string();
-    setenv("FAKE_GILLAB_PIDS", pids_file_.c_str(), 1);
-    setenv("FAKE_GILLAB_ARGS", args_file_.c_str(), 1);
-    unsetenv("FAKE_GILLAB_HANG_ONCE");
-    ClearInterruptForTest();
-  }
-  void TearDown() override {
-    unsetenv("FAKE_GILLAB_ARGS");
-    ClearInterruptForTest();
-    fs::remove_all(root_);
-  }
-  Experiment Make(const std::string& body) {
-    std::string path = (root_ / "exp.toml").string();
-    std::ofstream(path) << body;
-    return LoadExperiment(path);
-  }
-  RunnerOptions Options() {
-    return {.gillab_bin = GILLAB_FAKE_BIN, .out_dir = Dir(), .resume_dir = "", .plots = false, .print_summary = false};
-  }
   RunnerOptions Resume() {
     RunnerOptions o = Options();
     o.out_dir.clear();
     o.resume_dir = Dir();
     return o;
   }
-  std::string Dir() { return (root_ / "out").string(); }
-  std::vector<std::string> ChildArgLines() {
-    std::ifstream in(args_file_);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    return lines;
-  }
-  void ExpectNoChildLeft() {
-    std::ifstream in(pids_file_);
-    int count = 0;
-    for (int pid; in >> pid; ++count) {
-      errno = 0;
-      EXPECT_TRUE(kill(pid, 0) != 0 && errno == ESRCH) << "process " << pid << " is still there";
-    }
-    EXPECT_GT(count, 0) << "the stand-in never ran";
-  }
-
-  fs::path root_;
-  std::string pids_file_, args_file_;
 };
 
 TEST_F(RunnerSimulateTest, ASimulatedSweepIsOneChildPerRunWithCoresAndSeedPerRepetition) {

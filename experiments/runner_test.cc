@@ -1,6 +1,7 @@
 // runner_test.cc — `gillab run` against a deterministic stand-in (testdata/fake_gillab.py):
 // results files, timeouts, failures, Ctrl-C, resume, and no child left behind.
 #include "experiments/runner.h"
+#include "experiments/runner_test_util.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -25,48 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class RunnerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("gillab-runner-test-" + std::to_string(getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    pids_file_ = (root_ / "pids").string();
-    setenv("FAKE_GILLAB_PIDS", pids_file_.c_str(), 1);
-    unsetenv("FAKE_GILLAB_HANG_ONCE");
-    ClearInterruptForTest();
-  }
-  void TearDown() override {
-    ClearInterruptForTest();
-    fs::remove_all(root_);
-  }
-
-  Experiment Make(const std::string& body) {
-    std::string path = (root_ / "exp.toml").string();
-    std::ofstream(path) << body;
-    return LoadExperiment(path);
-  }
-  RunnerOptions Options(const std::string& dir_name = "out") {
-    return {.gillab_bin = GILLAB_FAKE_BIN, .out_dir = (root_ / dir_name).string(), .resume_dir = "",
-            .plots = false, .print_summary = false};
-  }
-  std::string Dir(const std::string& name = "out") { return (root_ / name).string(); }
-
-  // Every process the stand-in started has been reaped: none is left running.
-  void ExpectNoChildLeft() {
-    std::ifstream in(pids_file_);
-    int count = 0;
-    for (int pid; in >> pid; ++count) {
-      errno = 0;
-      EXPECT_TRUE(kill(pid, 0) != 0 && errno == ESRCH) << "process " << pid << " is still there";
-    }
-    EXPECT_GT(count, 0) << "the stand-in never ran";
-  }
-
-  fs::path root_;
-  std::string pids_file_;
-};
+class RunnerTest : public StandInRunnerTest {};
 
 constexpr const char* kSweep = R"(
 name = "fake-sweep"
