@@ -7,24 +7,11 @@
 #include <vector>
 
 #include "experiments/experiment.h"
+#include "experiments/experiment_test_util.h"
 #include "gil/error.h"
 
 namespace gillab::experiments {
 namespace {
-
-Experiment Parse(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  return ParseExperiment(text, "experiments/x.toml", overrides);
-}
-
-std::string ErrorOf(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  try {
-    Parse(text, overrides);
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no UsageError for:\n" << text;
-  return "";
-}
 
 TEST(ExperimentMode, DefaultsAreRealOnTwoCoresSeedOne) {
   Experiment e = Parse("name = \"x\"\n");

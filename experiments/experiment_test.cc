@@ -6,25 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "experiments/experiment_test_util.h"
 #include "gil/error.h"
 
 namespace gillab::experiments {
 namespace {
-
-Experiment Parse(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  return ParseExperiment(text, "experiments/x.toml", overrides);
-}
-
-// The UsageError message for text (and overrides); fails the test when none is thrown.
-std::string ErrorOf(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  try {
-    Parse(text, overrides);
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no UsageError for:\n" << text;
-  return "";
-}
 
 constexpr const char* kConvoyLike = R"(
 name = "convoy-like"
